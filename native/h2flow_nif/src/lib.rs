@@ -1,4 +1,10 @@
-//! rustler glue for h2flow_core: resources, term encoding and atoms. No protocol logic here.
+//! rustler glue for h2flow_core: resources, term encoding and atoms. No protocol logic here:
+//! every decision is made in h2flow_core; this crate translates terms to Rust values and back.
+
+mod engine;
+mod frame;
+mod scheduler;
+mod terms;
 
 #[rustler::nif]
 fn nif_loaded() -> bool {

@@ -1,7 +1,14 @@
 //! DATA frames (RFC 9113 §6.1).
 
-use super::{flags, kind, length_u32, padded_len, strip_padding, write_pad_len, write_padding, Head};
+use super::{
+    flags, kind, length_u32, padded_len, strip_padding, write_pad_len, write_padding, Head, PaddingErrors,
+};
 use crate::error::{conn, Error, ErrorCode};
+
+const PADDING_ERRORS: PaddingErrors = PaddingErrors {
+    too_short: "padded DATA frame too short for its pad length field (RFC 9113 6.1)",
+    too_much_padding: "DATA padding is as long as the frame payload or longer (RFC 9113 6.1)",
+};
 
 /// A DATA frame. `data` excludes padding; `flow_len` is what the frame counts against the
 /// flow-control windows: the whole payload, padding and pad-length octet included (§6.9.1).
@@ -21,12 +28,7 @@ impl<'a> Data<'a> {
                 "DATA frames MUST be associated with a stream (RFC 9113 6.1)",
             ));
         }
-        let (data, pad_len) = strip_padding(
-            &head,
-            payload,
-            0,
-            "padded DATA frame too short for its pad length field (RFC 9113 6.1)",
-        )?;
+        let (data, pad_len) = strip_padding(&head, payload, 0, &PADDING_ERRORS)?;
         Ok(Data { stream_id: head.stream_id, end_stream: head.has(flags::END_STREAM), data, pad_len })
     }
 

@@ -24,6 +24,7 @@ impl<'a> GoAway<'a> {
                 "GOAWAY frame shorter than 8 octets (RFC 9113 6.8)",
             ));
         }
+        // ok: the payload has at least 8 bytes.
         Ok(GoAway {
             last_stream_id: read_u32(payload) & MAX_STREAM_ID,
             error_code: ErrorCode(read_u32(&payload[4..])),

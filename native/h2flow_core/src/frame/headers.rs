@@ -4,9 +4,20 @@
 
 use super::{
     flags, kind, length_u32, padded_len, read_u32, strip_padding, write_pad_len, write_padding, Head,
-    Priority, MAX_STREAM_ID,
+    PaddingErrors, Priority, MAX_MAX_FRAME_SIZE, MAX_STREAM_ID,
 };
 use crate::error::{conn, Error, ErrorCode};
+
+const HEADERS_PADDING_ERRORS: PaddingErrors = PaddingErrors {
+    too_short: "HEADERS frame too short for its padding and priority fields (RFC 9113 6.2)",
+    too_much_padding: "HEADERS padding exceeds the room left for the field block fragment (RFC 9113 6.2)",
+};
+
+const PUSH_PROMISE_PADDING_ERRORS: PaddingErrors = PaddingErrors {
+    too_short: "PUSH_PROMISE frame too short for its fields (RFC 9113 6.6)",
+    too_much_padding:
+        "PUSH_PROMISE padding exceeds the room left for the field block fragment (RFC 9113 6.6)",
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Headers<'a> {
@@ -27,18 +38,15 @@ impl<'a> Headers<'a> {
             ));
         }
         let fixed = if head.has(flags::PRIORITY) { 5 } else { 0 };
-        let (content, pad_len) = strip_padding(
-            &head,
-            payload,
-            fixed,
-            "HEADERS frame too short for its padding and priority fields (RFC 9113 6.2)",
-        )?;
+        let (content, pad_len) = strip_padding(&head, payload, fixed, &HEADERS_PADDING_ERRORS)?;
+        // ok: strip_padding returned at least `fixed` bytes, so 5 when PRIORITY is set.
         let priority = (fixed == 5).then(|| Priority::parse(content));
         Ok(Headers {
             stream_id: head.stream_id,
             end_stream: head.has(flags::END_STREAM),
             end_headers: head.has(flags::END_HEADERS),
             priority,
+            // ok: content.len() >= fixed, as above.
             fragment: &content[fixed..],
             pad_len,
         })
@@ -87,12 +95,12 @@ impl<'a> PushPromise<'a> {
                 "PUSH_PROMISE frames MUST be associated with a stream (RFC 9113 6.6)",
             ));
         }
-        let (content, pad_len) =
-            strip_padding(&head, payload, 4, "PUSH_PROMISE frame too short for its fields (RFC 9113 6.6)")?;
+        let (content, pad_len) = strip_padding(&head, payload, 4, &PUSH_PROMISE_PADDING_ERRORS)?;
         Ok(PushPromise {
             stream_id: head.stream_id,
             promised_stream_id: read_u32(content) & MAX_STREAM_ID,
             end_headers: head.has(flags::END_HEADERS),
+            // ok: strip_padding returned at least the 4 bytes of the promised stream id.
             fragment: &content[4..],
             pad_len,
         })
@@ -156,7 +164,8 @@ pub fn encode_header_block(
     max_frame_size: u32,
     dst: &mut Vec<u8>,
 ) {
-    let max = (max_frame_size as usize).max(1);
+    // A frame cannot be longer than 2^24-1 whatever the caller passes (§4.1: 24-bit length).
+    let max = max_frame_size.clamp(1, MAX_MAX_FRAME_SIZE) as usize;
     let first = &block[..block.len().min(max)];
     let mut rest = &block[first.len()..];
     dst.reserve(block.len() + super::HEADER_LEN * (1 + rest.len() / max + 1));

@@ -22,7 +22,7 @@ mod settings;
 mod unknown;
 mod window_update;
 
-pub use data::Data;
+pub use data::{encode_head as encode_data_head, Data};
 pub use goaway::GoAway;
 pub use headers::{encode_header_block, Continuation, Headers, PushPromise};
 pub use ping::Ping;
@@ -237,35 +237,44 @@ pub fn decode_payload(head: Head, payload: &[u8]) -> Result<Frame<'_>, Error> {
     })
 }
 
+/// The two ways a padded frame can be malformed, each message citing its frame's section.
+struct PaddingErrors {
+    /// Too short for the pad-length octet and the fixed fields (§4.2: FRAME_SIZE_ERROR).
+    too_short: &'static str,
+    /// Padding as long as the room after the fixed fields or longer (§6.1, §6.2, §6.6:
+    /// PROTOCOL_ERROR).
+    too_much_padding: &'static str,
+}
+
 /// Strips padding (§6.1): returns the unpadded content and the pad-length field, if any.
 /// `fixed` is the length of fields between the pad length and the content (5 for HEADERS with
-/// PRIORITY, 4 for PUSH_PROMISE).
+/// PRIORITY, 4 for PUSH_PROMISE). Both errors are connection errors: DATA counts against the
+/// connection window, and a frame carrying a field block alters the HPACK state (§4.2).
 fn strip_padding<'a>(
     head: &Head,
     payload: &'a [u8],
     fixed: usize,
-    what: &'static str,
+    errors: &PaddingErrors,
 ) -> Result<(&'a [u8], Option<u8>), Error> {
     if !head.has(flags::PADDED) {
         return match payload.len() >= fixed {
             true => Ok((payload, None)),
-            false => Err(conn(ErrorCode::FRAME_SIZE_ERROR, what)),
+            false => Err(conn(ErrorCode::FRAME_SIZE_ERROR, errors.too_short)),
         };
     }
     let Some((&pad, rest)) = payload.split_first() else {
-        return Err(conn(ErrorCode::FRAME_SIZE_ERROR, what));
+        return Err(conn(ErrorCode::FRAME_SIZE_ERROR, errors.too_short));
     };
-    if rest.len() < fixed {
-        return Err(conn(ErrorCode::FRAME_SIZE_ERROR, what));
-    }
     // §6.1: "If the length of the padding is the length of the frame payload or greater, the
-    // recipient MUST treat this as a connection error of type PROTOCOL_ERROR."
-    match (rest.len() - fixed).checked_sub(pad as usize) {
-        Some(content) => Ok((&rest[..fixed + content], Some(pad))),
-        None => Err(conn(
-            ErrorCode::PROTOCOL_ERROR,
-            "padding is as long as the frame payload or longer (RFC 9113 6.1, 6.2)",
-        )),
+    // recipient MUST treat this as a connection error of type PROTOCOL_ERROR." The payload
+    // includes the pad-length octet, so `pad` may be at most `payload.len() - 1 - fixed`.
+    let Some(room) = rest.len().checked_sub(fixed) else {
+        return Err(conn(ErrorCode::FRAME_SIZE_ERROR, errors.too_short));
+    };
+    match room.checked_sub(pad as usize) {
+        // ok: fixed + fragment_len <= fixed + room == rest.len().
+        Some(fragment_len) => Ok((&rest[..fixed + fragment_len], Some(pad))),
+        None => Err(conn(ErrorCode::PROTOCOL_ERROR, errors.too_much_padding)),
     }
 }
 
@@ -293,7 +302,10 @@ fn length_u32(len: usize) -> u32 {
     len as u32
 }
 
+/// Reads a 32-bit big-endian field. Every caller has checked the payload length first, so a
+/// short slice is a bug in this module, not peer input.
 fn read_u32(b: &[u8]) -> u32 {
+    // ok: callers pass slices of at least 4 bytes (checked lengths, or 6-byte SETTINGS chunks).
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 

@@ -13,8 +13,10 @@ pub struct Priority {
 }
 
 impl Priority {
+    /// Reads the 5 priority octets at the start of `b`; callers have checked its length.
     pub(super) fn parse(b: &[u8]) -> Priority {
         let dep = read_u32(b);
+        // ok: callers pass at least 5 bytes (PRIORITY length check, HEADERS strip_padding).
         Priority { exclusive: dep & !MAX_STREAM_ID != 0, dependency: dep & MAX_STREAM_ID, weight: b[4] }
     }
 

@@ -61,7 +61,7 @@ impl<'a> Settings<'a> {
                 "SETTINGS frame with ACK and a non-empty payload (RFC 9113 6.5)",
             ));
         }
-        if payload.len() % 6 != 0 {
+        if !payload.len().is_multiple_of(6) {
             return Err(conn(
                 ErrorCode::FRAME_SIZE_ERROR,
                 "SETTINGS frame length is not a multiple of 6 octets (RFC 9113 6.5)",
@@ -76,6 +76,7 @@ impl<'a> Settings<'a> {
 
     /// The parameters in wire order.
     pub fn params(&self) -> impl Iterator<Item = (u16, u32)> + 'a {
+        // ok: chunks_exact(6) yields 6-byte chunks only.
         self.raw.chunks_exact(6).map(|c| (u16::from_be_bytes([c[0], c[1]]), read_u32(&c[2..])))
     }
 

@@ -1,0 +1,265 @@
+defmodule H2Flow.Req do
+  @moduledoc """
+  A request, and the functions a handler uses to read it and answer it; modelled on
+  `cowboy_req`.
+
+  The struct is immutable like Cowboy's: functions that change what was sent (`reply/4`,
+  `stream_reply/3`, `read_body/2`) return an updated request to pass on, and `c:H2Flow.Handler.init/2`
+  returns the last one.
+
+      def init(req, state) do
+        case H2Flow.Req.method(req) do
+          "POST" ->
+            {:ok, body, req} = H2Flow.Req.read_body(req, length: 1_000_000)
+            {:ok, H2Flow.Req.reply(200, %{}, body, req), state}
+
+          _ ->
+            req = H2Flow.Req.stream_reply(200, %{"content-type" => "text/plain"}, req)
+            :ok = H2Flow.Req.stream_body("hello ", :nofin, req)
+            :ok = H2Flow.Req.stream_body("world", :fin, req)
+            {:ok, req, state}
+        end
+      end
+
+  Body reading is pull-based: the connection buffers what arrived for the stream, bounded by
+  the flow-control windows, and credits it to the peer only once it has been handed to the
+  handler. Sending blocks while the stream's send queue is full, so a client that does not read
+  slows its handler down instead of growing the server's memory.
+
+  Calls on a stream the peer has reset return `{:error, :closed}` (reads and streamed bodies)
+  or do nothing (replies); they never raise because of the peer.
+  """
+
+  @enforce_keys [:conn, :stream_id]
+  defstruct [
+    :conn,
+    :stream_id,
+    :method,
+    :scheme,
+    :authority,
+    :path,
+    :qs,
+    :peer,
+    :content_length,
+    headers: %{},
+    has_body: false,
+    body_state: :unread,
+    resp: :none
+  ]
+
+  @typedoc """
+  A request. Fields are read with the functions of this module; `:resp` tracks the response
+  (`:none`, `:streaming` or `:sent`) and `:body_state` the body (`:unread`, `:reading`, `:done`).
+  """
+  @type t :: %__MODULE__{
+          conn: pid(),
+          stream_id: pos_integer(),
+          method: binary(),
+          scheme: binary(),
+          authority: binary(),
+          path: binary(),
+          qs: binary(),
+          peer: {:inet.ip_address(), :inet.port_number()} | nil,
+          content_length: non_neg_integer() | nil,
+          headers: %{optional(binary()) => binary()},
+          has_body: boolean(),
+          body_state: :unread | :reading | :done,
+          resp: :none | :streaming | :sent
+        }
+
+  @type headers :: %{optional(binary()) => iodata()} | [{binary(), iodata()}]
+  @type status :: 100..599 | binary()
+
+  @default_length 8_000_000
+  @default_period 15_000
+
+  @doc "The request method, e.g. `\"GET\"`."
+  @spec method(t()) :: binary()
+  def method(%__MODULE__{method: m}), do: m
+
+  @doc "The scheme, `\"http\"` or `\"https\"` (from `:scheme`)."
+  @spec scheme(t()) :: binary()
+  def scheme(%__MODULE__{scheme: s}), do: s
+
+  @doc "The authority (`:authority`, else the `host` header), e.g. `\"example.com:8443\"`."
+  @spec authority(t()) :: binary() | nil
+  def authority(%__MODULE__{authority: a}), do: a
+
+  @doc "The path, without the query string."
+  @spec path(t()) :: binary()
+  def path(%__MODULE__{path: p}), do: p
+
+  @doc "The query string, without the `?` (`\"\"` when there is none)."
+  @spec qs(t()) :: binary()
+  def qs(%__MODULE__{qs: qs}), do: qs
+
+  @doc "The query string parsed into `{key, value}` pairs (`URI.decode_query/1` rules)."
+  @spec parse_qs(t()) :: [{binary(), binary()}]
+  def parse_qs(%__MODULE__{qs: qs}), do: qs |> URI.query_decoder() |> Enum.to_list()
+
+  @doc """
+  The request headers as a map of lowercase names to values; repeated fields are joined with
+  `", "` (`cookie` with `"; "`, RFC 9113 §8.2.3). Pseudo-headers are not included.
+  """
+  @spec headers(t()) :: %{optional(binary()) => binary()}
+  def headers(%__MODULE__{headers: h}), do: h
+
+  @doc "One request header (lowercase name), or `default`."
+  @spec header(binary(), t(), default) :: binary() | default when default: any()
+  def header(name, %__MODULE__{headers: h}, default \\ nil), do: Map.get(h, name, default)
+
+  @doc "The peer's address and port."
+  @spec peer(t()) :: {:inet.ip_address(), :inet.port_number()} | nil
+  def peer(%__MODULE__{peer: p}), do: p
+
+  @doc "The HTTP/2 stream identifier of the request."
+  @spec stream_id(t()) :: pos_integer()
+  def stream_id(%__MODULE__{stream_id: id}), do: id
+
+  @doc "Whether the request has a body (its HEADERS did not end the stream)."
+  @spec has_body(t()) :: boolean()
+  def has_body(%__MODULE__{has_body: b}), do: b
+
+  @doc "The declared content-length of the body, if any."
+  @spec body_length(t()) :: non_neg_integer() | nil
+  def body_length(%__MODULE__{content_length: n}), do: n
+
+  @doc """
+  Reads the request body, like `cowboy_req:read_body/2`.
+
+  Returns `{:ok, data, req}` with the last of the body, or `{:more, data, req}` when at least
+  `:length` bytes (default 8,000,000) were read, when `:period` milliseconds (default 15,000)
+  passed, or when holding more back would stall the peer on flow control — so the handler is
+  handed data in pieces of at most about half a window. Call it again for the rest.
+
+  `{:error, :closed}` when the stream is gone; `{:error, :timeout}` never happens: an expired
+  period returns `{:more, data, req}` with what arrived, possibly `""`.
+  """
+  @spec read_body(t(), keyword()) ::
+          {:ok, binary(), t()} | {:more, binary(), t()} | {:error, :closed}
+  def read_body(req, opts \\ [])
+
+  def read_body(%__MODULE__{body_state: :done} = req, _opts), do: {:ok, "", req}
+
+  def read_body(%__MODULE__{has_body: false} = req, _opts),
+    do: {:ok, "", %{req | body_state: :done}}
+
+  def read_body(%__MODULE__{} = req, opts) do
+    length = Keyword.get(opts, :length, @default_length)
+    period = Keyword.get(opts, :period, @default_period)
+
+    unless is_integer(length) and length >= 0,
+      do: raise(ArgumentError, ":length must be a non-negative integer")
+
+    unless (is_integer(period) and period >= 0) or period == :infinity,
+      do: raise(ArgumentError, ":period must be a non-negative integer or :infinity")
+
+    case call(req, {:read_body, length, period}) do
+      {:ok, data} -> {:ok, data, %{req | body_state: :done}}
+      {:more, data} -> {:more, data, %{req | body_state: :reading}}
+      {:error, _} = error -> error
+    end
+  end
+
+  @doc """
+  Sends a complete response. `headers` are lowercase names to iodata values; `content-length`
+  is added when missing. Returns the updated request. Raises when a response was already sent.
+  """
+  @spec reply(status(), headers(), iodata(), t()) :: t()
+  def reply(status, headers \\ %{}, body, req)
+
+  def reply(status, headers, body, %__MODULE__{resp: :none} = req) do
+    body = IO.iodata_to_binary(body)
+    headers = response_headers(headers, body)
+    cast(req, {:reply, status_binary(status), headers, body})
+    %{req | resp: :sent}
+  end
+
+  def reply(_status, _headers, _body, %__MODULE__{}) do
+    raise ArgumentError, "a response was already sent on this stream"
+  end
+
+  @doc "Sends a response without a body (e.g. `reply(204, req)`)."
+  @spec reply(status(), t()) :: t()
+  def reply(status, %__MODULE__{} = req), do: reply(status, %{}, "", req)
+
+  @doc """
+  Starts a streamed response: sends the status and headers; the body follows with
+  `stream_body/3`. Returns the updated request.
+  """
+  @spec stream_reply(status(), headers(), t()) :: t()
+  def stream_reply(status, headers \\ %{}, %__MODULE__{resp: :none} = req) do
+    cast(req, {:stream_reply, status_binary(status), normalize_headers(headers)})
+    %{req | resp: :streaming}
+  end
+
+  @doc """
+  Sends a piece of a streamed response; `:fin` ends it. Returns once the connection accepted
+  the data, which waits while the stream's send queue is full (the peer is not reading).
+  """
+  @spec stream_body(iodata(), :fin | :nofin, t()) :: :ok | {:error, :closed}
+  def stream_body(data, is_fin, %__MODULE__{resp: :streaming} = req)
+      when is_fin in [:fin, :nofin] do
+    call(req, {:stream_body, IO.iodata_to_binary(data), is_fin == :fin})
+  end
+
+  def stream_body(_data, _is_fin, %__MODULE__{}) do
+    raise ArgumentError, "stream_body/3 needs a response started with stream_reply/3"
+  end
+
+  @doc "Ends a streamed response with trailer fields."
+  @spec stream_trailers(headers(), t()) :: :ok | {:error, :closed}
+  def stream_trailers(trailers, %__MODULE__{resp: :streaming} = req) do
+    call(req, {:stream_trailers, normalize_headers(trailers)})
+  end
+
+  def stream_trailers(_trailers, %__MODULE__{}) do
+    raise ArgumentError, "stream_trailers/2 needs a response started with stream_reply/3"
+  end
+
+  @doc "Resets the stream (RST_STREAM), e.g. with `:cancel`. The handler should return next."
+  @spec reset(t(), H2Flow.Frame.error_code()) :: :ok
+  def reset(%__MODULE__{} = req, code \\ :cancel) do
+    cast(req, {:reset, code})
+  end
+
+  defp status_binary(status) when is_integer(status) and status in 100..599,
+    do: Integer.to_string(status)
+
+  defp status_binary(<<a, b, c, _::binary>> = status)
+       when a in ?1..?5 and b in ?0..?9 and c in ?0..?9,
+       do: binary_part(status, 0, 3)
+
+  defp status_binary(status), do: raise(ArgumentError, "invalid status #{inspect(status)}")
+
+  defp response_headers(headers, body) do
+    headers = normalize_headers(headers)
+
+    if List.keymember?(headers, "content-length", 0),
+      do: headers,
+      else: [{"content-length", Integer.to_string(byte_size(body))} | headers]
+  end
+
+  @doc false
+  def normalize_headers(headers) when is_map(headers) or is_list(headers) do
+    Enum.map(headers, fn {name, value} -> {header_name(name), IO.iodata_to_binary(value)} end)
+  end
+
+  defp header_name(name) when is_binary(name), do: name
+  defp header_name(name) when is_atom(name), do: Atom.to_string(name)
+
+  # The connection answers calls with {ref, reply}; it is linked to us, so if it dies we do too.
+  defp call(%__MODULE__{conn: conn, stream_id: id}, request) do
+    ref = make_ref()
+    send(conn, {:"$h2flow", self(), ref, id, request})
+
+    receive do
+      {^ref, reply} -> reply
+    end
+  end
+
+  defp cast(%__MODULE__{conn: conn, stream_id: id}, request) do
+    send(conn, {:"$h2flow", self(), nil, id, request})
+    :ok
+  end
+end

@@ -1,0 +1,443 @@
+//! The sans-IO server connection: bytes in, events and bytes out.
+//!
+//! The caller (the Elixir connection process, through the NIF) feeds received bytes with
+//! [`Connection::recv`], takes the [`Event`]s it produced, tells the engine what the application
+//! consumed ([`Connection::consume`]) and wants to send ([`Connection::send_headers`],
+//! [`Connection::send_data`]), and finally calls [`Connection::flush`] once per burst of work to
+//! get everything to write in one buffer: response frames, acknowledgements and the coalesced
+//! WINDOW_UPDATE frames decided by the [`Scheduler`].
+//!
+//! Peer misbehaviour never panics: a connection error queues GOAWAY and is returned from `recv`
+//! (the caller writes what `flush` returns and closes); a stream error queues RST_STREAM, reports
+//! [`Event::StreamError`] for a stream the application knows, and processing goes on.
+
+mod recv;
+mod send;
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::error::{Error, ErrorCode};
+use crate::flow::{TokenBucket, Window};
+use crate::frame::{self, setting, DEFAULT_MAX_FRAME_SIZE};
+use crate::hpack::{Decoder, Encoder, HeaderList};
+use crate::scheduler::{Scheduler, DEFAULT_WINDOW};
+use crate::stats::Stats;
+use crate::stream::{ClosedStreams, State};
+use crate::IdMap;
+
+pub use send::{SendError, Sent};
+
+/// The client connection preface (RFC 9113 §3.4).
+pub const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Where the bytes of a DATA payload are: a range of the input passed to the `recv` call that
+/// produced the event (no copy), or an owned copy when the frame straddled two `recv` calls.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Payload {
+    Input { start: usize, len: usize },
+    Owned(Vec<u8>),
+}
+
+impl Payload {
+    pub fn len(&self) -> usize {
+        match self {
+            Payload::Input { len, .. } => *len,
+            Payload::Owned(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes, given the input of the `recv` call that produced this payload.
+    pub fn resolve<'a>(&'a self, input: &'a [u8]) -> &'a [u8] {
+        match self {
+            Payload::Input { start, len } => input.get(*start..start + len).unwrap_or(&[]),
+            Payload::Owned(v) => v,
+        }
+    }
+}
+
+/// What the peer did, for the application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A new request: its validated header fields (pseudo-headers first).
+    Headers { stream_id: u32, fields: HeaderList, end_stream: bool },
+    /// Request body bytes. An empty payload with `end_stream` marks the end of the body.
+    Data { stream_id: u32, data: Payload, end_stream: bool },
+    /// Trailer fields; the body ended with them.
+    Trailers { stream_id: u32, fields: HeaderList },
+    /// The peer reset the stream.
+    StreamReset { stream_id: u32, code: ErrorCode },
+    /// The peer broke the protocol on this stream; we reset it.
+    StreamError { stream_id: u32, code: ErrorCode, message: String },
+    /// The peer is going away; streams up to `last_stream_id` may complete.
+    GoAway { last_stream_id: u32, code: ErrorCode, debug: Payload },
+    /// The stream's queued response bytes fell below `max_send_queue`: the caller may send more.
+    SendWindowOpen { stream_id: u32 },
+}
+
+/// Per-stream state that is not receive flow control (that lives in the scheduler).
+#[derive(Debug)]
+pub(crate) struct Stream {
+    pub state: State,
+    /// Declared request content-length and DATA bytes received so far (§8.1.1).
+    pub content_length: Option<u64>,
+    pub received: u64,
+    /// The application was told about this stream (Headers event).
+    pub announced: bool,
+    pub send: send::SendState,
+}
+
+/// A header block being assembled from HEADERS + CONTINUATION frames.
+#[derive(Debug)]
+struct PendingBlock {
+    stream_id: u32,
+    end_stream: bool,
+    self_dependent: bool,
+    frames: u32,
+    buf: Vec<u8>,
+}
+
+/// The peer's SETTINGS that matter to us.
+#[derive(Clone, Copy, Debug)]
+struct PeerSettings {
+    initial_window_size: u32,
+    max_frame_size: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Matching the client preface; the number of its bytes seen so far.
+    Preface(usize),
+    /// The preface arrived; the next frame must be SETTINGS (§3.4).
+    FirstSettings,
+    Open,
+    /// A connection error happened; GOAWAY is queued, input is ignored.
+    Closed,
+}
+
+/// A server-side HTTP/2 connection.
+pub struct Connection {
+    cfg: Config,
+    phase: Phase,
+    /// A partial frame carried over from the previous `recv`.
+    carry: Vec<u8>,
+    block: Option<PendingBlock>,
+    decoder: Decoder,
+    encoder: Encoder,
+    streams: IdMap<Stream>,
+    closed: ClosedStreams,
+    /// Highest client stream id seen (opened, refused or rejected).
+    last_client_id: u32,
+    /// Highest stream id we accepted (for a GOAWAY that lets accepted streams finish).
+    last_accepted_id: u32,
+    peer: PeerSettings,
+    send_window: Window,
+    /// Streams with something to send, in round-robin order.
+    ready: VecDeque<u32>,
+    queued_total: u64,
+    scheduler: Scheduler,
+    /// When each SETTINGS we sent and the peer has not acknowledged was sent.
+    settings_unacked: VecDeque<Instant>,
+    /// Our first SETTINGS (the concurrency limit) was acknowledged.
+    settings_acked: bool,
+    pending_acks: u32,
+    probe_payload: Option<[u8; 8]>,
+    probes: u64,
+    goaway_sent: Option<u32>,
+    goaway_received: Option<u32>,
+    peer_resets: TokenBucket,
+    empty_frames: TokenBucket,
+    refused_streams: TokenBucket,
+    local_resets: TokenBucket,
+    events: Vec<Event>,
+    output: Vec<u8>,
+    stats: Stats,
+}
+
+impl Connection {
+    /// A new connection; its server preface (SETTINGS, then the WINDOW_UPDATE that opens the
+    /// connection window) is already queued for the first [`Connection::flush`].
+    pub fn new(cfg: Config, now: Instant) -> Result<Connection, &'static str> {
+        cfg.validate()?;
+        let mut window_cfg = cfg.window.clone();
+        window_cfg.max_frame_size = cfg.max_frame_size;
+        let mut conn = Connection {
+            phase: Phase::Preface(0),
+            carry: Vec::new(),
+            block: None,
+            decoder: Decoder::new(cfg.header_table_size, cfg.max_header_list_size),
+            encoder: Encoder::new(),
+            streams: IdMap::default(),
+            closed: ClosedStreams::new(cfg.closed_stream_memory.max(4 * cfg.max_concurrent_streams) as usize),
+            last_client_id: 0,
+            last_accepted_id: 0,
+            peer: PeerSettings { initial_window_size: DEFAULT_WINDOW, max_frame_size: DEFAULT_MAX_FRAME_SIZE },
+            send_window: Window::new(DEFAULT_WINDOW),
+            ready: VecDeque::new(),
+            queued_total: 0,
+            scheduler: Scheduler::new(window_cfg),
+            settings_unacked: VecDeque::new(),
+            settings_acked: false,
+            pending_acks: 0,
+            probe_payload: None,
+            probes: 0,
+            goaway_sent: None,
+            goaway_received: None,
+            peer_resets: bucket(cfg.peer_resets),
+            empty_frames: bucket(cfg.empty_frames),
+            refused_streams: bucket(cfg.refused_streams),
+            local_resets: bucket(cfg.local_resets),
+            events: Vec::new(),
+            output: Vec::with_capacity(4096),
+            stats: Stats::default(),
+            cfg,
+        };
+        conn.write_preface(now);
+        Ok(conn)
+    }
+
+    fn write_preface(&mut self, now: Instant) {
+        let c = &self.cfg;
+        let mut params = vec![
+            (setting::MAX_CONCURRENT_STREAMS, c.max_concurrent_streams),
+            (setting::MAX_HEADER_LIST_SIZE, c.max_header_list_size),
+        ];
+        if c.window.initial_stream_window != DEFAULT_WINDOW {
+            params.push((setting::INITIAL_WINDOW_SIZE, c.window.initial_stream_window));
+        }
+        if c.max_frame_size != DEFAULT_MAX_FRAME_SIZE {
+            params.push((setting::MAX_FRAME_SIZE, c.max_frame_size));
+        }
+        if c.header_table_size != 4096 {
+            params.push((setting::HEADER_TABLE_SIZE, c.header_table_size));
+        }
+        self.write_settings(&params, now);
+        if let Some(credit) = self.scheduler.take_initial_credit() {
+            self.write_window_update(0, credit);
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Feeds received bytes. Events accumulate until [`Connection::take_events`]; `Payload::Input`
+    /// ranges refer to this call's `input`, so take the events before the next `recv`.
+    ///
+    /// On a connection error the GOAWAY is queued for the next flush and the error is returned;
+    /// later input is ignored.
+    pub fn recv(&mut self, input: &[u8], now: Instant) -> Result<(), Error> {
+        if self.phase == Phase::Closed {
+            return Ok(());
+        }
+        self.stats.bytes_received += input.len() as u64;
+        let result = self.recv_inner(input, now);
+        match result {
+            Ok(()) => {
+                self.pump();
+                Ok(())
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// The events produced since the last call.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Drains the events produced since the last call, keeping the buffer's allocation.
+    pub fn drain_events(&mut self) -> std::vec::Drain<'_, Event> {
+        self.events.drain(..)
+    }
+
+    /// The application consumed `n` body bytes of a stream: they become credit for the peer.
+    /// Consuming on a stream that is gone is a no-op; more than was received is a caller bug.
+    pub fn consume(&mut self, stream_id: u32, n: u64) -> Result<(), SendError> {
+        self.scheduler.consume(stream_id, n).map_err(|_| SendError::Misuse("consumed more bytes than were received"))
+    }
+
+    /// Everything to write now, in one buffer: queued frames, acknowledgements, and the
+    /// WINDOW_UPDATE credits that are due (at most one for the connection and one per stream).
+    pub fn flush(&mut self, now: Instant) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.flush_into(now, &mut out);
+        out
+    }
+
+    /// Like [`Connection::flush`], appending to `dst`.
+    pub fn flush_into(&mut self, now: Instant, dst: &mut Vec<u8>) {
+        if self.phase != Phase::Closed {
+            self.pump();
+            let mut credits = Vec::new();
+            self.scheduler.flush(|id, credit| credits.push((id, credit)));
+            for (id, credit) in credits {
+                self.write_window_update(id, credit);
+            }
+            if self.phase == Phase::Open && self.scheduler.wants_probe(now) {
+                self.send_probe(now);
+            }
+        }
+        self.pending_acks = 0;
+        if !self.output.is_empty() {
+            self.stats.flushes += 1;
+            self.stats.bytes_sent += self.output.len() as u64;
+            if dst.is_empty() {
+                std::mem::swap(dst, &mut self.output);
+            } else {
+                dst.append(&mut self.output);
+            }
+        }
+    }
+
+    /// Whether output is waiting for a flush.
+    pub fn has_output(&self) -> bool {
+        !self.output.is_empty()
+    }
+
+    /// Starts a graceful shutdown: GOAWAY with the last stream id we saw, so streams already
+    /// opened complete and new ones are ignored (§6.8).
+    pub fn goaway(&mut self, code: ErrorCode, debug: &[u8]) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.send_goaway(self.last_client_id, code, debug);
+    }
+
+    fn send_goaway(&mut self, last_stream_id: u32, code: ErrorCode, debug: &[u8]) {
+        let last = self.goaway_sent.map_or(last_stream_id, |prev| prev.min(last_stream_id));
+        self.goaway_sent = Some(last);
+        self.write_frame(frame::Frame::GoAway(frame::GoAway { last_stream_id: last, error_code: code, debug_data: debug }));
+    }
+
+    /// A connection error: GOAWAY with the error and its message, and stop processing.
+    fn fail(&mut self, e: Error) -> Error {
+        if self.phase != Phase::Closed {
+            let last = self.last_client_id;
+            self.send_goaway(last, e.code(), e.message().as_bytes());
+            self.phase = Phase::Closed;
+        }
+        e
+    }
+
+    /// SETTINGS_TIMEOUT (§6.5.3): our SETTINGS unacknowledged for longer than the configured
+    /// time is a connection error; the GOAWAY is queued.
+    pub fn check_timeouts(&mut self, now: Instant) -> Result<(), Error> {
+        match self.settings_unacked.front() {
+            Some(&sent) if self.phase != Phase::Closed && now.saturating_duration_since(sent) > self.cfg.settings_timeout => {
+                let e = Error::connection(
+                    ErrorCode::SETTINGS_TIMEOUT,
+                    "SETTINGS not acknowledged in time (RFC 9113 6.5.3)",
+                );
+                Err(self.fail(e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// When the oldest unacknowledged SETTINGS was sent.
+    pub fn settings_pending_since(&self) -> Option<Instant> {
+        self.settings_unacked.front().copied()
+    }
+
+    /// A GOAWAY was sent (graceful or not) or received, and no stream is open: the caller may
+    /// close the connection once it has written the last flush.
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Closed
+            || ((self.goaway_sent.is_some() || self.goaway_received.is_some()) && self.streams.is_empty())
+    }
+
+    /// A connection error occurred; only the final flush remains to be written.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// Streams open or half-closed (§5.1.2 counts these against the limit).
+    pub fn open_streams(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Bytes received and not yet consumed by the application.
+    pub fn buffered(&self) -> u64 {
+        self.scheduler.buffered()
+    }
+
+    /// Response bytes queued, waiting for flow-control window.
+    pub fn queued(&self) -> u64 {
+        self.queued_total
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    /// The connection send window (what we may still send).
+    pub fn send_window(&self) -> i64 {
+        self.send_window.get()
+    }
+
+    /// A stream's send window, if the stream is open.
+    pub fn stream_send_window(&self, id: u32) -> Option<i64> {
+        self.streams.get(&id).map(|s| s.send.window.get())
+    }
+
+    /// A stream's state, if it is open or half-closed.
+    pub fn stream_state(&self, id: u32) -> Option<State> {
+        self.streams.get(&id).map(|s| s.state)
+    }
+
+    /// The peer's SETTINGS_MAX_FRAME_SIZE.
+    pub fn peer_max_frame_size(&self) -> u32 {
+        self.peer.max_frame_size
+    }
+
+    fn write_frame(&mut self, f: frame::Frame<'_>) {
+        self.stats.count_sent(f.kind());
+        f.encode(&mut self.output);
+    }
+
+    fn write_window_update(&mut self, stream_id: u32, increment: u32) {
+        self.write_frame(frame::Frame::WindowUpdate(frame::WindowUpdate { stream_id, increment }));
+    }
+
+    fn write_settings(&mut self, params: &[(u16, u32)], now: Instant) {
+        self.stats.count_sent(frame::kind::SETTINGS);
+        frame::Settings::encode_params(params, &mut self.output);
+        self.settings_unacked.push_back(now);
+    }
+
+    fn send_probe(&mut self, now: Instant) {
+        self.probes += 1;
+        let mut data = *b"h2flow\0\0";
+        data[6..].copy_from_slice(&(self.probes as u16).to_be_bytes());
+        self.probe_payload = Some(data);
+        self.stats.pings_sent += 1;
+        self.write_frame(frame::Frame::Ping(frame::Ping { ack: false, data }));
+        self.scheduler.ping_sent(now);
+    }
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("phase", &self.phase)
+            .field("open_streams", &self.streams.len())
+            .field("last_client_id", &self.last_client_id)
+            .field("send_window", &self.send_window)
+            .field("buffered", &self.scheduler.buffered())
+            .finish_non_exhaustive()
+    }
+}
+
+fn bucket(rate: crate::config::Rate) -> TokenBucket {
+    TokenBucket::new(rate.burst, rate.per_second)
+}

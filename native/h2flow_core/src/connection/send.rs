@@ -1,0 +1,385 @@
+//! Sending: response headers, DATA cut to the peer's frame size and windows, released
+//! round-robin across streams as windows open, trailers after the last byte, and resets.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use super::{Connection, Event};
+use crate::error::{Error, ErrorCode};
+use crate::fields;
+use crate::flow::Window;
+use crate::frame::{self, Frame, RstStream};
+use crate::hpack::HeaderList;
+use crate::stream::{Closed, State};
+
+/// The outcome of a send the engine accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// Accepted; this many bytes of the stream wait for flow-control window.
+    Queued(u64),
+    /// The stream is gone (reset by the peer, or the connection is closing): nothing was sent.
+    /// A normal outcome, counted in `writes_to_closed_streams`.
+    StreamClosed,
+}
+
+/// Caller misuse: a bug in the application, not the peer's doing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    #[error("{0}")]
+    Misuse(&'static str),
+}
+
+/// The send half of a stream.
+#[derive(Debug)]
+pub(crate) struct SendState {
+    pub window: Window,
+    /// Response HEADERS (final status) were sent.
+    pub headers_sent: bool,
+    queue: VecDeque<Bytes>,
+    pub queued: u64,
+    /// END_STREAM goes out after the queue drains (with trailers, if any).
+    end_queued: bool,
+    trailers: Option<HeaderList>,
+    in_ready: bool,
+    /// Blocked on its own window with data queued (counted once per stall).
+    stalled: bool,
+    /// The caller was told the queue is full: tell it when it is not.
+    notify: bool,
+}
+
+impl SendState {
+    pub fn new(initial_window: u32) -> SendState {
+        SendState {
+            window: Window::new(initial_window),
+            headers_sent: false,
+            queue: VecDeque::new(),
+            queued: 0,
+            end_queued: false,
+            trailers: None,
+            in_ready: false,
+            stalled: false,
+            notify: false,
+        }
+    }
+
+    /// Something is waiting to go out: bytes, or the END_STREAM after them.
+    fn has_work(&self) -> bool {
+        self.queued > 0 || self.end_queued
+    }
+}
+
+impl Connection {
+    /// Sends response HEADERS (the first call, with `:status` first) or trailers (a later call;
+    /// requires `end_stream`, no pseudo-header fields). Trailers wait behind queued DATA.
+    pub fn send_headers(&mut self, id: u32, fields: &[(&[u8], &[u8])], end_stream: bool) -> Result<Sent, SendError> {
+        if !self.sendable(id)? {
+            return Ok(Sent::StreamClosed);
+        }
+        let Some(s) = self.streams.get_mut(&id) else { return Ok(Sent::StreamClosed) };
+        if s.send.end_queued {
+            return Err(SendError::Misuse("the stream was already ended"));
+        }
+        if !s.send.headers_sent {
+            let informational = check_response(fields)?;
+            if informational && end_stream {
+                return Err(SendError::Misuse("a 1xx response cannot end the stream"));
+            }
+            s.send.headers_sent = !informational;
+            self.write_header_block(id, fields.iter().copied(), end_stream);
+            if end_stream {
+                self.local_ended(id);
+            }
+            return Ok(Sent::Queued(0));
+        }
+        if !end_stream {
+            return Err(SendError::Misuse("trailers must end the stream"));
+        }
+        for &(name, value) in fields {
+            if name.first() == Some(&b':') {
+                return Err(SendError::Misuse("trailers cannot contain pseudo-header fields"));
+            }
+            fields::validate_response_field(name, value).map_err(SendError::Misuse)?;
+        }
+        if s.send.queued == 0 {
+            self.write_header_block(id, fields.iter().copied(), true);
+            self.local_ended(id);
+            return Ok(Sent::Queued(0));
+        }
+        let mut list = HeaderList::new();
+        for &(name, value) in fields {
+            list.push(name, value);
+        }
+        s.send.trailers = Some(list);
+        s.send.end_queued = true;
+        Ok(Sent::Queued(s.send.queued))
+    }
+
+    /// Sends response body bytes. What the windows allow is framed at once; the rest is
+    /// queued (copied) and released as the peer opens windows. Returns the bytes still queued
+    /// for the stream: at `max_send_queue` or above, the caller should wait for
+    /// [`Event::SendWindowOpen`].
+    pub fn send_data(&mut self, id: u32, data: &[u8], end_stream: bool) -> Result<Sent, SendError> {
+        if !self.sendable(id)? {
+            return Ok(Sent::StreamClosed);
+        }
+        let max_frame = self.peer.max_frame_size as usize;
+        let Some(s) = self.streams.get_mut(&id) else { return Ok(Sent::StreamClosed) };
+        if !s.send.headers_sent {
+            return Err(SendError::Misuse("response headers must be sent before the body"));
+        }
+        if s.send.end_queued {
+            return Err(SendError::Misuse("the stream was already ended"));
+        }
+        let mut rest = data;
+        if s.send.queued == 0 {
+            // Nothing queued ahead: frame what the windows allow straight from the input.
+            let mut written = false;
+            loop {
+                let n = rest.len().min(max_frame).min(s.send.window.available() as usize);
+                let n = n.min(self.send_window.available() as usize);
+                if n == 0 && !(rest.is_empty() && end_stream && !written) {
+                    break;
+                }
+                s.send.window.consume(n as u32);
+                self.send_window.consume(n as u32);
+                let (chunk, tail) = rest.split_at(n);
+                rest = tail;
+                written = true;
+                let end = end_stream && rest.is_empty();
+                write_data(&mut self.output, &mut self.stats, id, chunk, end);
+                if rest.is_empty() {
+                    break;
+                }
+            }
+            if rest.is_empty() {
+                if end_stream {
+                    self.local_ended(id);
+                }
+                return Ok(Sent::Queued(0));
+            }
+        }
+        s.send.queue.push_back(Bytes::copy_from_slice(rest));
+        s.send.queued += rest.len() as u64;
+        s.send.end_queued = end_stream;
+        let queued = s.send.queued;
+        if queued >= self.cfg.max_send_queue as u64 {
+            s.send.notify = true;
+        }
+        self.queued_total += rest.len() as u64;
+        self.stats.peak_queued_send_bytes = self.stats.peak_queued_send_bytes.max(self.queued_total);
+        self.make_ready(id);
+        Ok(Sent::Queued(queued))
+    }
+
+    /// Resets a stream on the application's behalf (e.g. CANCEL, or NO_ERROR after a complete
+    /// response when the request body is not wanted, §8.1). A stream that is already gone is a
+    /// no-op.
+    pub fn reset_stream(&mut self, id: u32, code: ErrorCode) -> Result<Sent, SendError> {
+        if self.streams.contains_key(&id) && !self.is_closed() {
+            self.reset(id, code);
+            return Ok(Sent::Queued(0));
+        }
+        if id == 0 || id > self.last_client_id || id % 2 == 0 {
+            return Err(SendError::Misuse("no such stream"));
+        }
+        Ok(Sent::StreamClosed)
+    }
+
+    /// Whether we may send on stream `id`: `false` if it is gone (counted), misuse if it never
+    /// existed or we already ended it.
+    fn sendable(&mut self, id: u32) -> Result<bool, SendError> {
+        if id == 0 || id > self.last_client_id || id % 2 == 0 {
+            return Err(SendError::Misuse("no such stream"));
+        }
+        match self.streams.get(&id) {
+            Some(s) if !self.is_closed() => {
+                if s.state.we_may_send() {
+                    Ok(true)
+                } else {
+                    Err(SendError::Misuse("the stream was already ended"))
+                }
+            }
+            _ => {
+                self.stats.writes_to_closed_streams += 1;
+                Ok(false)
+            }
+        }
+    }
+
+    fn write_header_block<'a>(&mut self, id: u32, fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>, end_stream: bool) {
+        let mut block = Vec::new();
+        self.encoder.encode(fields, &mut block);
+        self.stats.count_sent(frame::kind::HEADERS);
+        frame::encode_header_block(id, &block, end_stream, self.peer.max_frame_size, &mut self.output);
+    }
+
+    /// We sent END_STREAM.
+    fn local_ended(&mut self, id: u32) {
+        let Some(s) = self.streams.get_mut(&id) else { return };
+        match s.state {
+            State::Open => s.state = State::HalfClosedLocal,
+            State::HalfClosedRemote => self.finish_stream(id),
+            State::HalfClosedLocal => {}
+        }
+    }
+
+    /// Both sides ended the stream. The scheduler keeps what the application has not yet consumed.
+    pub(super) fn finish_stream(&mut self, id: u32) {
+        if let Some(s) = self.streams.remove(&id) {
+            self.queued_total -= s.send.queued;
+        }
+        self.closed.insert(id, Closed::EndStream);
+    }
+
+    /// Writes RST_STREAM and closes the stream; its buffered request bytes are released.
+    pub(super) fn reset(&mut self, id: u32, code: ErrorCode) {
+        self.write_frame(Frame::RstStream(RstStream { stream_id: id, error_code: code }));
+        self.stats.streams_reset_by_us += 1;
+        self.close_stream(id, Closed::ResetByUs);
+    }
+
+    pub(super) fn close_stream(&mut self, id: u32, how: Closed) {
+        if let Some(s) = self.streams.remove(&id) {
+            self.queued_total -= s.send.queued;
+        }
+        self.scheduler.close_stream(id);
+        self.closed.insert(id, how);
+    }
+
+    /// Puts a stream with work and window in the round-robin list.
+    pub(super) fn make_ready(&mut self, id: u32) {
+        if let Some(s) = self.streams.get_mut(&id) {
+            if s.send.has_work() && !s.send.in_ready && (s.send.window.available() > 0 || s.send.queued == 0) {
+                s.send.in_ready = true;
+                s.send.stalled = false;
+                self.ready.push_back(id);
+            }
+        }
+    }
+
+    /// Applies the peer's SETTINGS_INITIAL_WINDOW_SIZE to every stream (§6.9.2).
+    pub(super) fn set_peer_initial_window(&mut self, value: u32) -> Result<(), Error> {
+        let delta = value as i64 - self.peer.initial_window_size as i64;
+        self.peer.initial_window_size = value;
+        let mut opened = Vec::new();
+        for (&id, s) in self.streams.iter_mut() {
+            s.send.window.adjust(delta).map_err(|_| {
+                Error::connection(
+                    ErrorCode::FLOW_CONTROL_ERROR,
+                    "SETTINGS_INITIAL_WINDOW_SIZE change pushes a stream window above 2^31-1 (RFC 9113 6.9.2)",
+                )
+            })?;
+            if delta > 0 {
+                opened.push(id);
+            }
+        }
+        for id in opened {
+            self.make_ready(id);
+        }
+        Ok(())
+    }
+
+    /// Releases queued DATA, one frame per stream per turn, while windows allow.
+    pub(super) fn pump(&mut self) {
+        let max_frame = self.peer.max_frame_size;
+        while let Some(id) = self.ready.pop_front() {
+            let conn_available = self.send_window.available();
+            let Some(s) = self.streams.get_mut(&id) else { continue };
+            s.send.in_ready = false;
+            if s.send.queued > 0 {
+                let n = (s.send.queued.min(max_frame as u64) as u32).min(s.send.window.available()).min(conn_available);
+                if n == 0 {
+                    if conn_available == 0 {
+                        // The connection window is the limit: everyone waits, in order.
+                        s.send.in_ready = true;
+                        self.ready.push_front(id);
+                        self.stats.connection_stalls += 1;
+                        break;
+                    }
+                    if !s.send.stalled {
+                        s.send.stalled = true;
+                        self.stats.stream_stalls += 1;
+                    }
+                    continue;
+                }
+                let chunk = take_front(&mut s.send.queue, n as usize);
+                s.send.queued -= n as u64;
+                s.send.window.consume(n);
+                let done = s.send.queued == 0;
+                let end = done && s.send.end_queued && s.send.trailers.is_none();
+                let notify = s.send.notify && s.send.queued < self.cfg.max_send_queue as u64;
+                if notify {
+                    s.send.notify = false;
+                }
+                self.send_window.consume(n);
+                self.queued_total -= n as u64;
+                write_data(&mut self.output, &mut self.stats, id, &chunk, end);
+                if notify {
+                    self.events.push(Event::SendWindowOpen { stream_id: id });
+                }
+                if !done {
+                    self.make_ready(id);
+                    continue;
+                }
+            }
+            // The queue is empty: what ends the stream goes out now (END_STREAM rode on the last
+            // DATA frame unless trailers follow).
+            let Some(s) = self.streams.get_mut(&id) else { continue };
+            if s.send.end_queued {
+                if let Some(trailers) = s.send.trailers.take() {
+                    self.write_header_block(id, trailers.iter(), true);
+                }
+                self.local_ended(id);
+            }
+        }
+    }
+}
+
+fn write_data(output: &mut Vec<u8>, stats: &mut crate::stats::Stats, id: u32, chunk: &[u8], end_stream: bool) {
+    stats.count_sent(frame::kind::DATA);
+    stats.data_bytes_sent += chunk.len() as u64;
+    frame::encode_data_head(id, chunk.len() as u32, end_stream, false, output);
+    output.extend_from_slice(chunk);
+}
+
+/// Checks the first HEADERS of a response: `:status` first and valid, no other pseudo-header
+/// fields, valid names and values. Returns whether it is an informational (1xx) response.
+fn check_response(fields: &[(&[u8], &[u8])]) -> Result<bool, SendError> {
+    let Some(&(b":status", status)) = fields.first() else {
+        return Err(SendError::Misuse("response headers must start with :status"));
+    };
+    let code = match status {
+        [a @ b'1'..=b'5', b, c] if b.is_ascii_digit() && c.is_ascii_digit() => (a - b'0') as u16 * 100,
+        _ => return Err(SendError::Misuse(":status must be a 3-digit code from 100 to 599")),
+    };
+    for &(name, value) in &fields[1..] {
+        if name.first() == Some(&b':') {
+            return Err(SendError::Misuse("a response has no pseudo-header field other than :status"));
+        }
+        fields::validate_response_field(name, value).map_err(SendError::Misuse)?;
+    }
+    Ok(code == 100)
+}
+
+/// Takes `n` bytes from the front of a queue of chunks, without copying when one chunk has them.
+fn take_front(queue: &mut VecDeque<Bytes>, n: usize) -> Bytes {
+    if let Some(front) = queue.front_mut() {
+        if front.len() > n {
+            return front.split_to(n);
+        }
+        if front.len() == n {
+            return queue.pop_front().unwrap_or_default();
+        }
+    }
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let Some(front) = queue.front_mut() else { break };
+        let take = (n - out.len()).min(front.len());
+        out.extend_from_slice(&front.split_to(take));
+        if front.is_empty() {
+            queue.pop_front();
+        }
+    }
+    Bytes::from(out)
+}

@@ -1,0 +1,228 @@
+//! HTTP field validation for HTTP/2 (RFC 9113 8.2, 8.3): what makes a decoded field section
+//! malformed (8.1.1), and the few facts the engine needs from a valid request.
+//!
+//! Only the minimal checks RFC 9113 8.2.1 requires are applied to peer input (no full token
+//! grammar): they are the ones that keep a field from being misread downstream, e.g. by an
+//! HTTP/1.1 intermediary (request smuggling through CR, LF or NUL).
+
+use crate::hpack::HeaderList;
+
+/// Why a field section is malformed (RFC 9113 8.1.1): a stream error PROTOCOL_ERROR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Malformed(pub &'static str);
+
+/// What the engine needs from a valid request header section.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestInfo {
+    /// The content-length field, which the engine checks against the DATA received (8.1.1).
+    pub content_length: Option<u64>,
+    /// A CONNECT request, extended (RFC 8441) or not.
+    pub is_connect: bool,
+    /// A response to HEAD has no content whatever its content-length says.
+    pub method_is_head: bool,
+}
+
+/// Validates a request header section (RFC 9113 8.2, 8.3.1, 8.5; RFC 8441 4).
+pub fn validate_request(list: &HeaderList) -> Result<RequestInfo, Malformed> {
+    let mut method = None;
+    let mut scheme = None;
+    let mut authority = None;
+    let mut path = None;
+    let mut protocol = None;
+    let mut regular_seen = false;
+    let mut content_length = None;
+
+    for (name, value) in list.iter() {
+        check_value(value)?;
+        if let Some(pseudo) = name.strip_prefix(b":") {
+            if regular_seen {
+                return Err(Malformed("pseudo-header field after a regular field (RFC 9113 8.3)"));
+            }
+            let slot = match pseudo {
+                b"method" => &mut method,
+                b"scheme" => &mut scheme,
+                b"authority" => &mut authority,
+                b"path" => &mut path,
+                // Only meaningful with CONNECT, checked below (RFC 8441 4).
+                b"protocol" => &mut protocol,
+                b"status" => {
+                    return Err(Malformed("response pseudo-header field :status in a request (RFC 9113 8.3)"))
+                }
+                _ => return Err(Malformed("unknown pseudo-header field (RFC 9113 8.3)")),
+            };
+            if slot.replace(value).is_some() {
+                return Err(Malformed("repeated pseudo-header field (RFC 9113 8.3)"));
+            }
+        } else {
+            regular_seen = true;
+            check_regular_field(name, value)?;
+            if name == b"content-length" {
+                content_length = Some(merge_content_length(content_length, value)?);
+            }
+        }
+    }
+
+    let method = match method {
+        None => return Err(Malformed("missing :method (RFC 9113 8.3.1)")),
+        Some(b"") => return Err(Malformed("empty :method (RFC 9113 8.3.1)")),
+        Some(m) => m,
+    };
+    let is_connect = method == b"CONNECT";
+    if protocol.is_some() && !is_connect {
+        return Err(Malformed(":protocol in a request that is not CONNECT (RFC 8441 4)"));
+    }
+    if is_connect && protocol.is_none() {
+        // Plain CONNECT names only the authority to tunnel to (RFC 9113 8.5).
+        if scheme.is_some() || path.is_some() {
+            return Err(Malformed(":scheme or :path in a CONNECT request (RFC 9113 8.5)"));
+        }
+        if authority.is_none_or(|a| a.is_empty()) {
+            return Err(Malformed("missing :authority in a CONNECT request (RFC 9113 8.5)"));
+        }
+    } else {
+        // Every other request, extended CONNECT included (RFC 8441 4).
+        let scheme = match scheme {
+            None => return Err(Malformed("missing :scheme (RFC 9113 8.3.1)")),
+            Some(b"") => return Err(Malformed("empty :scheme (RFC 9113 8.3.1)")),
+            Some(s) => s,
+        };
+        let path = match path {
+            None => return Err(Malformed("missing :path (RFC 9113 8.3.1)")),
+            Some(b"") => return Err(Malformed("empty :path (RFC 9113 8.3.1)")),
+            Some(p) => p,
+        };
+        if path == b"*" {
+            if method != b"OPTIONS" {
+                return Err(Malformed(":path \"*\" in a request that is not OPTIONS (RFC 9113 8.3.1)"));
+            }
+        } else if is_http(scheme) && !path.starts_with(b"/") {
+            return Err(Malformed(":path does not start with \"/\" (RFC 9113 8.3.1)"));
+        }
+        if is_http(scheme) && authority.is_some_and(|a| a.contains(&b'@')) {
+            return Err(Malformed("userinfo in :authority (RFC 9113 8.3.1)"));
+        }
+    }
+
+    Ok(RequestInfo { content_length, is_connect, method_is_head: method == b"HEAD" })
+}
+
+/// Trailers: no pseudo-header fields at all (RFC 9113 8.1), plus the same field rules.
+pub fn validate_trailers(list: &HeaderList) -> Result<(), Malformed> {
+    for (name, value) in list.iter() {
+        if name.starts_with(b":") {
+            return Err(Malformed("pseudo-header field in trailers (RFC 9113 8.1)"));
+        }
+        check_value(value)?;
+        check_regular_field(name, value)?;
+    }
+    Ok(())
+}
+
+/// For responses we send: checks our own application's fields before encoding. Stricter than
+/// for peer input: names must be tokens (RFC 9110 5.1), so a typo fails here rather than in a
+/// client. Pseudo-header fields are the engine's to write, not the application's.
+pub fn validate_response_field(name: &[u8], value: &[u8]) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("empty field name (RFC 9113 8.2)");
+    }
+    if name.starts_with(b":") {
+        return Err("pseudo-header fields are set by the server, not by the application (RFC 9113 8.3)");
+    }
+    if name.iter().any(u8::is_ascii_uppercase) {
+        return Err("uppercase field name (RFC 9113 8.2)");
+    }
+    if !name.iter().all(|&c| is_tchar(c)) {
+        return Err("field name is not a token (RFC 9110 5.1)");
+    }
+    if is_connection_specific(name) || name == b"te" {
+        return Err("connection-specific field (RFC 9113 8.2.2)");
+    }
+    check_value(value).map_err(|Malformed(m)| m)
+}
+
+/// Rules for every field that is not a pseudo-header field (RFC 9113 8.2, 8.2.1, 8.2.2).
+fn check_regular_field(name: &[u8], value: &[u8]) -> Result<(), Malformed> {
+    if name.is_empty() {
+        // An empty name is a well-known resource sink (CVE-2019-9516).
+        return Err(Malformed("empty field name (RFC 9113 8.2)"));
+    }
+    for &c in name {
+        if c.is_ascii_uppercase() {
+            return Err(Malformed("uppercase field name (RFC 9113 8.2)"));
+        }
+        if c <= 0x20 || c >= 0x7f || c == b':' {
+            return Err(Malformed("invalid character in field name (RFC 9113 8.2.1)"));
+        }
+    }
+    if is_connection_specific(name) {
+        return Err(Malformed("connection-specific field (RFC 9113 8.2.2)"));
+    }
+    if name == b"te" && !value.eq_ignore_ascii_case(b"trailers") {
+        return Err(Malformed("te field with a value other than \"trailers\" (RFC 9113 8.2.2)"));
+    }
+    Ok(())
+}
+
+/// Field value rules (RFC 9113 8.2.1), for pseudo-header fields too.
+fn check_value(value: &[u8]) -> Result<(), Malformed> {
+    if value.iter().any(|&c| c == 0 || c == b'\r' || c == b'\n') {
+        return Err(Malformed("NUL, CR or LF in a field value (RFC 9113 8.2.1)"));
+    }
+    let is_ws = |c: &u8| *c == b' ' || *c == b'\t';
+    if value.first().is_some_and(is_ws) || value.last().is_some_and(is_ws) {
+        return Err(Malformed("field value starts or ends with whitespace (RFC 9113 8.2.1)"));
+    }
+    Ok(())
+}
+
+fn is_connection_specific(name: &[u8]) -> bool {
+    matches!(name, b"connection" | b"proxy-connection" | b"keep-alive" | b"transfer-encoding" | b"upgrade")
+}
+
+fn is_http(scheme: &[u8]) -> bool {
+    scheme == b"http" || scheme == b"https"
+}
+
+/// Parses one content-length field and checks it against earlier ones: several fields are
+/// allowed only with the same value (RFC 9110 8.6).
+fn merge_content_length(earlier: Option<u64>, value: &[u8]) -> Result<u64, Malformed> {
+    const INVALID: Malformed = Malformed("content-length is not a non-negative integer (RFC 9110 8.6)");
+    if value.is_empty() {
+        return Err(INVALID);
+    }
+    let mut n: u64 = 0;
+    for &c in value {
+        if !c.is_ascii_digit() {
+            return Err(INVALID);
+        }
+        n = n.checked_mul(10).and_then(|n| n.checked_add(u64::from(c - b'0'))).ok_or(INVALID)?;
+    }
+    match earlier {
+        Some(m) if m != n => Err(Malformed("conflicting content-length fields (RFC 9110 8.6)")),
+        _ => Ok(n),
+    }
+}
+
+/// tchar (RFC 9110 5.6.2), lowercase letters only since HTTP/2 names are lowercase.
+fn is_tchar(c: u8) -> bool {
+    c.is_ascii_lowercase()
+        || c.is_ascii_digit()
+        || matches!(
+            c,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
+}

@@ -1,0 +1,580 @@
+//! The receive side of flow control: who may send how much, and when we credit it back.
+//!
+//! Every decision about WINDOW_UPDATE frames we send lives in this file. The rules:
+//!
+//! 1. **Enforce.** DATA past a stream's window is a stream FLOW_CONTROL_ERROR, past the
+//!    connection window a connection FLOW_CONTROL_ERROR (RFC 9113 §6.9.1). Padding counts
+//!    against both windows and is credited back at once.
+//! 2. **Credit only what was consumed.** Bytes received but not consumed by the application
+//!    (`buffered`) plus the window the peer has left plus the credit we hold always sum to the
+//!    connection window: buffered bytes can never exceed the connection window. That is the
+//!    per-connection memory bound.
+//! 3. **Coalesce.** Credits accumulate and [`Scheduler::flush`] releases at most one connection
+//!    credit and one per stream.
+//! 4. **Threshold.** A credit goes out when it reaches `update_threshold_percent` of the window
+//!    (half by default), or — so that no stream stalls on a small remainder — when the peer has
+//!    less than one max-size frame left, the credit is at least min(1 KiB, window/4), and the
+//!    application has drained what it was given (buffered < window/4). While the application
+//!    lags, holding credit back *is* the back-pressure, and releasing it in small pieces would
+//!    only multiply WINDOW_UPDATE frames.
+//! 5. **Only where it can be used.** No stream credit once the peer finished sending (END_STREAM)
+//!    and never beyond the stream's remaining declared content-length. No connection credit while
+//!    the window the peer has left already covers every body it may still send (all receiving
+//!    streams have a content-length and they fit): when the 64 uploads of a burst have all
+//!    arrived, nothing is sent until a stream that can use the credit opens.
+//! 6. **Initial windows.** Streams start at `initial_stream_window` (advertised in SETTINGS);
+//!    the connection window is raised from 65,535 to `initial_connection_window` by one credit
+//!    that [`Scheduler::take_initial_credit`] releases right after our SETTINGS.
+//! 7. **Adaptive growth.** With a PING round-trip sample ([`Scheduler::ping_sent`],
+//!    [`Scheduler::ping_acked`]): if the peer sent at least 3/4 of a window within one round
+//!    trip while the application kept up (buffered < window/4), the window doubles, up to
+//!    `max_connection_window` / `max_stream_window`. Never when bytes pile up unconsumed.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, ErrorCode};
+use crate::frame::MAX_WINDOW_SIZE;
+use crate::IdMap;
+
+/// The window a peer starts with on the connection, before any WINDOW_UPDATE (§6.9.2).
+pub const DEFAULT_WINDOW: u32 = 65_535;
+
+/// Tunables of the receive side. Defaults are documented in the README.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SchedulerConfig {
+    /// Each stream's receive window (our SETTINGS_INITIAL_WINDOW_SIZE). Default 256 KiB.
+    pub initial_stream_window: u32,
+    /// The connection receive window, i.e. the memory budget. At least 65,535. Default 1 MiB.
+    pub initial_connection_window: u32,
+    /// Release credit once it reaches this share of the window, in percent. Default 50.
+    pub update_threshold_percent: u8,
+    /// Grow windows from round-trip samples. Default on.
+    pub adaptive: bool,
+    /// Upper bound for adaptive growth of the connection window. Default 16 MiB.
+    pub max_connection_window: u32,
+    /// Upper bound for adaptive growth of stream windows. Default 8 MiB.
+    pub max_stream_window: u32,
+    /// Our SETTINGS_MAX_FRAME_SIZE: a peer with less than this left is about to stall.
+    pub max_frame_size: u32,
+    /// The connection window the peer starts with: 65,535 in HTTP/2. When the scheduler is used
+    /// beside another HTTP/2 implementation, that implementation's value.
+    pub peer_initial_connection_window: u32,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            initial_stream_window: 256 * 1024,
+            initial_connection_window: 1024 * 1024,
+            update_threshold_percent: 50,
+            adaptive: true,
+            max_connection_window: 16 * 1024 * 1024,
+            max_stream_window: 8 * 1024 * 1024,
+            max_frame_size: crate::frame::DEFAULT_MAX_FRAME_SIZE,
+            peer_initial_connection_window: DEFAULT_WINDOW,
+        }
+    }
+}
+
+impl SchedulerConfig {
+    /// Checks ranges; the message names the offending option.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        let max = MAX_WINDOW_SIZE;
+        if self.initial_stream_window > max || self.max_stream_window > max {
+            return Err("stream windows must be at most 2^31-1");
+        }
+        if self.initial_connection_window > max || self.max_connection_window > max {
+            return Err("connection windows must be at most 2^31-1");
+        }
+        if !(1..=100).contains(&self.update_threshold_percent) {
+            return Err("update_threshold_percent must be within 1..100");
+        }
+        if self.max_stream_window < self.initial_stream_window {
+            return Err("max_stream_window must be at least initial_stream_window");
+        }
+        if self.max_connection_window < self.initial_connection_window {
+            return Err("max_connection_window must be at least initial_connection_window");
+        }
+        Ok(())
+    }
+}
+
+/// Counters of what the scheduler did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SchedulerStats {
+    pub connection_window_updates: u64,
+    pub stream_window_updates: u64,
+    /// Flushes that released at least one credit.
+    pub flushes_with_window_updates: u64,
+    pub credited_bytes: u64,
+    pub peak_buffered: u64,
+    pub connection_window_growths: u64,
+    pub stream_window_growths: u64,
+    /// The last round-trip sample, in microseconds (0: none yet).
+    pub rtt_us: u64,
+}
+
+/// One stream's receive state.
+#[derive(Clone, Debug)]
+struct StreamRecv {
+    /// The window size we aim to keep open for this stream.
+    window: u32,
+    /// What the peer may still send before it needs a credit (its view of the window).
+    remaining: i64,
+    /// Consumed (or auto-released) bytes not yet credited.
+    pending: u64,
+    /// Received and not yet consumed.
+    buffered: u64,
+    /// Declared content-length not yet received, if one was declared.
+    expected: Option<u64>,
+    /// The peer may still send DATA (it has not sent END_STREAM, the stream is not reset).
+    receiving: bool,
+    /// Queued in `Scheduler::dirty` for the next flush.
+    dirty: bool,
+    /// Bytes received since the last PING we sent (adaptive growth).
+    sampled: u64,
+}
+
+/// A round-trip measurement in flight.
+#[derive(Clone, Copy, Debug)]
+struct Probe {
+    sent_at: Instant,
+    received_at_send: u64,
+}
+
+/// What changed when a round-trip sample grew the windows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Growth {
+    /// The new stream window, to be advertised as SETTINGS_INITIAL_WINDOW_SIZE (the peer
+    /// applies the difference to every open stream, §6.9.2 — no per-stream WINDOW_UPDATE).
+    pub stream_window: Option<u32>,
+    /// The new connection window; the extra credit goes out with the next flush.
+    pub connection_window: Option<u32>,
+}
+
+/// The receive-side flow-control scheduler of one connection.
+#[derive(Debug)]
+pub struct Scheduler {
+    cfg: SchedulerConfig,
+    conn_window: u32,
+    conn_remaining: i64,
+    conn_pending: u64,
+    buffered: u64,
+    stream_window: u32,
+    streams: IdMap<StreamRecv>,
+    dirty: Vec<u32>,
+    /// Receiving streams without a declared length, and the sum of what those with one still
+    /// expect: together the demand for connection credit.
+    unbounded_receivers: usize,
+    expected_total: u64,
+    received_total: u64,
+    probe: Option<Probe>,
+    last_probe: Option<Instant>,
+    rtt: Option<Duration>,
+    stats: SchedulerStats,
+}
+
+/// Misuse of [`Scheduler::consume`]: more bytes than were received and not yet consumed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OverConsumed {
+    pub buffered: u64,
+}
+
+impl Scheduler {
+    pub fn new(cfg: SchedulerConfig) -> Scheduler {
+        let peer_initial = cfg.peer_initial_connection_window.min(MAX_WINDOW_SIZE);
+        let conn_window = cfg.initial_connection_window.max(peer_initial);
+        Scheduler {
+            conn_window,
+            conn_remaining: peer_initial as i64,
+            conn_pending: (conn_window - peer_initial) as u64,
+            buffered: 0,
+            stream_window: cfg.initial_stream_window,
+            streams: HashMap::default(),
+            dirty: Vec::new(),
+            unbounded_receivers: 0,
+            expected_total: 0,
+            received_total: 0,
+            probe: None,
+            last_probe: None,
+            rtt: None,
+            stats: SchedulerStats::default(),
+            cfg,
+        }
+    }
+
+    pub fn config(&self) -> &SchedulerConfig {
+        &self.cfg
+    }
+
+    /// The credit that raises the connection window from the peer's initial 65,535 to ours;
+    /// sent unconditionally right after our SETTINGS (rule 6). `None` if there is none.
+    pub fn take_initial_credit(&mut self) -> Option<u32> {
+        let credit = self.conn_pending.min(MAX_WINDOW_SIZE as u64) as u32;
+        if credit == 0 {
+            return None;
+        }
+        self.conn_pending -= credit as u64;
+        self.conn_remaining += credit as i64;
+        self.stats.connection_window_updates += 1;
+        self.stats.credited_bytes += credit as u64;
+        Some(credit)
+    }
+
+    /// A stream was opened by the peer. `initial_window` is the window the peer may use on it
+    /// (normally [`Scheduler::stream_window`]). `content_length` is its declared body length.
+    pub fn open_stream(&mut self, id: u32, content_length: Option<u64>, end_stream: bool) {
+        let window = self.stream_window;
+        self.open_stream_with_window(id, content_length, end_stream, window)
+    }
+
+    /// Like [`Scheduler::open_stream`] for a stream whose peer-side window differs from the
+    /// current stream window (e.g. opened before the peer acknowledged our SETTINGS).
+    pub fn open_stream_with_window(
+        &mut self,
+        id: u32,
+        content_length: Option<u64>,
+        end_stream: bool,
+        window: u32,
+    ) {
+        let s = StreamRecv {
+            window: self.stream_window.max(window),
+            remaining: window as i64,
+            pending: 0,
+            buffered: 0,
+            expected: if end_stream { Some(0) } else { content_length },
+            receiving: !end_stream,
+            dirty: false,
+            sampled: 0,
+        };
+        // A caller that reopens an id gets a clean entry; release what the old one held.
+        self.close_stream(id);
+        if end_stream {
+            // Nothing will arrive and nothing will be consumed: no entry to keep.
+            return;
+        }
+        self.streams.insert(id, s);
+        self.add_demand(id);
+    }
+
+    /// The window new streams get (grows with adaptive growth).
+    pub fn stream_window(&self) -> u32 {
+        self.stream_window
+    }
+
+    /// Accounts a DATA frame. `flow_len` is what it counts against the windows (padding
+    /// included), `data_len` the payload handed to the application. Errors are the window
+    /// violations of §6.9.1; on a stream error the connection window was still charged and the
+    /// stream's bytes are released (the caller resets the stream with [`Scheduler::close_stream`]).
+    pub fn on_data(&mut self, id: u32, flow_len: u32, data_len: u32, end_stream: bool) -> Result<(), Error> {
+        debug_assert!(data_len <= flow_len);
+        if flow_len as i64 > self.conn_remaining {
+            return Err(Error::connection(
+                ErrorCode::FLOW_CONTROL_ERROR,
+                "DATA exceeds the connection flow-control window (RFC 9113 6.9.1)",
+            ));
+        }
+        self.conn_remaining -= flow_len as i64;
+        self.received_total += flow_len as u64;
+        let padding = (flow_len - data_len) as u64;
+        // Padding is credited back at once (rule 1).
+        self.conn_pending += padding;
+        let Some(s) = self.streams.get_mut(&id).filter(|s| s.receiving) else {
+            // A stream that is closed, reset or unknown: nobody will consume this.
+            self.conn_pending += data_len as u64;
+            return Ok(());
+        };
+        if flow_len as i64 > s.remaining {
+            self.conn_pending += data_len as u64;
+            return Err(Error::stream(
+                id,
+                ErrorCode::FLOW_CONTROL_ERROR,
+                "DATA exceeds the stream flow-control window (RFC 9113 6.9.1)",
+            ));
+        }
+        s.remaining -= flow_len as i64;
+        s.pending += padding;
+        s.buffered += data_len as u64;
+        s.sampled += flow_len as u64;
+        self.buffered += data_len as u64;
+        self.stats.peak_buffered = self.stats.peak_buffered.max(self.buffered);
+        if let Some(e) = s.expected.as_mut() {
+            let used = (*e).min(data_len as u64);
+            *e -= used;
+            self.expected_total -= used;
+        }
+        if !s.dirty {
+            s.dirty = true;
+            self.dirty.push(id);
+        }
+        if end_stream {
+            self.end_stream(id);
+        }
+        Ok(())
+    }
+
+    /// The peer will send no more DATA on this stream (END_STREAM received): it gets no more
+    /// credit. Its buffered bytes still count until consumed.
+    pub fn end_stream(&mut self, id: u32) {
+        self.remove_demand(id);
+        if let Some(s) = self.streams.get_mut(&id) {
+            s.receiving = false;
+            s.pending = 0;
+            if s.buffered == 0 {
+                self.streams.remove(&id);
+            }
+        }
+    }
+
+    /// The application consumed `n` bytes of this stream: they become credit (rule 2).
+    /// Consuming on a stream the scheduler no longer tracks is a no-op (its bytes were released
+    /// when it closed).
+    pub fn consume(&mut self, id: u32, n: u64) -> Result<(), OverConsumed> {
+        let Some(s) = self.streams.get_mut(&id) else { return Ok(()) };
+        if n > s.buffered {
+            return Err(OverConsumed { buffered: s.buffered });
+        }
+        s.buffered -= n;
+        self.buffered -= n;
+        self.conn_pending += n;
+        if s.receiving {
+            s.pending += n;
+            if !s.dirty {
+                s.dirty = true;
+                self.dirty.push(id);
+            }
+        } else if s.buffered == 0 {
+            self.streams.remove(&id);
+        }
+        Ok(())
+    }
+
+    /// The stream is gone (reset by either side, or closed with bytes the application will
+    /// never read): what it buffered is released to the connection.
+    pub fn close_stream(&mut self, id: u32) {
+        self.remove_demand(id);
+        if let Some(s) = self.streams.remove(&id) {
+            self.release(s);
+        }
+    }
+
+    fn release(&mut self, s: StreamRecv) {
+        self.buffered -= s.buffered;
+        self.conn_pending += s.buffered;
+    }
+
+    fn add_demand(&mut self, id: u32) {
+        if let Some(s) = self.streams.get(&id).filter(|s| s.receiving) {
+            match s.expected {
+                Some(e) => self.expected_total += e,
+                None => self.unbounded_receivers += 1,
+            }
+        }
+    }
+
+    fn remove_demand(&mut self, id: u32) {
+        if let Some(s) = self.streams.get_mut(&id).filter(|s| s.receiving) {
+            match s.expected {
+                Some(e) => self.expected_total -= e,
+                None => self.unbounded_receivers -= 1,
+            }
+            s.receiving = false;
+        }
+    }
+
+    /// Bytes received and not yet consumed, over all streams.
+    pub fn buffered(&self) -> u64 {
+        self.buffered
+    }
+
+    /// Bytes received and not yet consumed on one stream.
+    pub fn stream_buffered(&self, id: u32) -> u64 {
+        self.streams.get(&id).map_or(0, |s| s.buffered)
+    }
+
+    /// The connection window we maintain (the memory budget).
+    pub fn connection_window(&self) -> u32 {
+        self.conn_window
+    }
+
+    /// What the peer may still send on the connection.
+    pub fn connection_remaining(&self) -> i64 {
+        self.conn_remaining
+    }
+
+    /// What the peer may still send on a stream (`None` if untracked).
+    pub fn stream_remaining(&self, id: u32) -> Option<i64> {
+        self.streams.get(&id).map(|s| s.remaining)
+    }
+
+    pub fn stats(&self) -> &SchedulerStats {
+        &self.stats
+    }
+
+    /// Number of streams tracked (receiving, or holding unconsumed bytes).
+    pub fn tracked_streams(&self) -> usize {
+        self.streams.len()
+    }
+
+    fn threshold(&self, window: u32) -> u64 {
+        (window as u64 * self.cfg.update_threshold_percent as u64 / 100).max(1)
+    }
+
+    /// Releases the credits that are due: at most one for the connection (stream id 0), sent
+    /// first, and one per stream. `emit(stream_id, increment)` is called for each.
+    pub fn flush(&mut self, mut emit: impl FnMut(u32, u32)) {
+        let mut any = false;
+        if let Some(credit) = self.connection_credit() {
+            self.conn_pending -= credit as u64;
+            self.conn_remaining += credit as i64;
+            self.stats.connection_window_updates += 1;
+            self.stats.credited_bytes += credit as u64;
+            emit(0, credit);
+            any = true;
+        }
+        let dirty = std::mem::take(&mut self.dirty);
+        for &id in &dirty {
+            let Some(s) = self.streams.get_mut(&id) else { continue };
+            s.dirty = false;
+            if let Some(credit) = stream_credit(s, &self.cfg) {
+                s.pending -= credit as u64;
+                s.remaining += credit as i64;
+                self.stats.stream_window_updates += 1;
+                emit(id, credit);
+                any = true;
+            }
+        }
+        self.dirty = dirty;
+        self.dirty.clear();
+        if any {
+            self.stats.flushes_with_window_updates += 1;
+        }
+    }
+
+    fn connection_credit(&self) -> Option<u32> {
+        let pending = self.conn_pending;
+        if pending == 0 {
+            return None;
+        }
+        // Rule 5: no credit while what the peer has left covers every body it may still send.
+        let remaining = self.conn_remaining.max(0) as u64;
+        if self.unbounded_receivers == 0 && self.expected_total <= remaining {
+            return None;
+        }
+        let window = self.conn_window as u64;
+        let starving = remaining < self.cfg.max_frame_size as u64
+            && pending >= (window / 4).min(1024)
+            && self.buffered < window / 4;
+        if pending < self.threshold(self.conn_window) && !starving {
+            return None;
+        }
+        let room = MAX_WINDOW_SIZE as i64 - self.conn_remaining;
+        Some(pending.min(room.max(0) as u64) as u32).filter(|&c| c > 0)
+    }
+
+    /// Whether a round-trip probe should go out now: adaptive growth is on, none is in flight,
+    /// data is flowing and the last probe is not too recent (at most one per 10 ms, and one per
+    /// 8 round trips).
+    pub fn wants_probe(&self, now: Instant) -> bool {
+        if !self.cfg.adaptive || self.probe.is_some() {
+            return false;
+        }
+        if self.conn_window >= self.cfg.max_connection_window
+            && self.stream_window >= self.cfg.max_stream_window
+        {
+            return false;
+        }
+        if self.received_total == 0 {
+            return false;
+        }
+        let gap = self.rtt.map_or(Duration::ZERO, |r| r * 8).max(Duration::from_millis(10));
+        self.last_probe.is_none_or(|t| now.saturating_duration_since(t) >= gap)
+            && self.unbounded_receivers + (self.expected_total > 0) as usize > 0
+    }
+
+    /// A PING was sent to measure the round trip.
+    pub fn ping_sent(&mut self, now: Instant) {
+        self.probe = Some(Probe { sent_at: now, received_at_send: self.received_total });
+        self.last_probe = Some(now);
+        for s in self.streams.values_mut() {
+            s.sampled = 0;
+        }
+    }
+
+    /// The PING came back: a round-trip sample. Returns how the windows grew, if they did.
+    pub fn ping_acked(&mut self, now: Instant) -> Growth {
+        let Some(probe) = self.probe.take() else { return Growth::default() };
+        let rtt = now.saturating_duration_since(probe.sent_at);
+        self.rtt = Some(rtt);
+        self.stats.rtt_us = rtt.as_micros().min(u64::MAX as u128) as u64;
+        let mut growth = Growth::default();
+        let sample = self.received_total - probe.received_at_send;
+        // Drained within one round trip (≥ 3/4 of the window) while the application kept up.
+        let window = self.conn_window as u64;
+        if sample * 4 >= window * 3
+            && self.buffered * 4 < window
+            && self.conn_window < self.cfg.max_connection_window
+        {
+            let new = (self.conn_window as u64 * 2).min(self.cfg.max_connection_window as u64) as u32;
+            self.conn_pending += (new - self.conn_window) as u64;
+            self.conn_window = new;
+            self.stats.connection_window_growths += 1;
+            growth.connection_window = Some(new);
+        }
+        let sw = self.stream_window as u64;
+        let stream_drained = self.streams.values().any(|s| s.sampled * 4 >= sw * 3 && s.buffered * 4 < sw);
+        if stream_drained && self.stream_window < self.cfg.max_stream_window {
+            let new = (sw * 2).min(self.cfg.max_stream_window as u64) as u32;
+            self.apply_stream_window(new);
+            self.stats.stream_window_growths += 1;
+            growth.stream_window = Some(new);
+        }
+        growth
+    }
+
+    /// Raises the window of every stream to `new` (the peer applies the same difference when it
+    /// processes our SETTINGS_INITIAL_WINDOW_SIZE, §6.9.2).
+    fn apply_stream_window(&mut self, new: u32) {
+        let delta = new as i64 - self.stream_window as i64;
+        self.stream_window = new;
+        for s in self.streams.values_mut() {
+            s.remaining = (s.remaining + delta).min(MAX_WINDOW_SIZE as i64);
+            s.window = s.window.max(new);
+        }
+    }
+}
+
+fn stream_credit(s: &mut StreamRecv, cfg: &SchedulerConfig) -> Option<u32> {
+    if !s.receiving || s.pending == 0 {
+        return None;
+    }
+    // Rule 5: never beyond the remaining declared content-length.
+    let needed = match s.expected {
+        Some(e) => e as i64 - s.remaining,
+        None => i64::MAX,
+    };
+    if needed <= 0 {
+        s.pending = 0;
+        return None;
+    }
+    let window = s.window as u64;
+    let threshold = (window * cfg.update_threshold_percent as u64 / 100).max(1);
+    let starving = s.remaining < cfg.max_frame_size as i64
+        && s.pending >= (window / 4).min(1024)
+        && s.buffered < window / 4;
+    let completes = s.expected.is_some() && s.pending >= needed as u64;
+    if s.pending < threshold && !starving && !completes {
+        return None;
+    }
+    let room = MAX_WINDOW_SIZE as i64 - s.remaining;
+    let credit = (s.pending as i64).min(needed).min(room);
+    if credit <= 0 {
+        return None;
+    }
+    if credit == needed {
+        // The whole body fits now: what else was consumed will never be needed.
+        s.pending = credit as u64;
+    }
+    Some(credit as u32)
+}
