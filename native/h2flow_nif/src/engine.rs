@@ -293,6 +293,7 @@ fn engine_info<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>) -> NifResu
     m = put(m, "done", conn.is_done())?;
     m = put(m, "closed", conn.is_closed())?;
     m = put(m, "open_streams", conn.open_streams() as u64)?;
+    m = put(m, "frames_received", conn.stats().frames_received.iter().sum::<u64>())?;
     m = put(m, "buffered_bytes", conn.buffered())?;
     m = put(m, "queued_send_bytes", conn.queued())?;
     m = put(m, "send_window", conn.send_window())?;

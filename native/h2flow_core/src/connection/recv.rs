@@ -12,6 +12,8 @@ use crate::hpack::{DecodeError, HeaderList};
 use crate::scheduler::DEFAULT_WINDOW;
 use crate::stream::{Closed, State};
 
+const FIRST_FRAME_NOT_SETTINGS: &str = "the client preface must be followed by a SETTINGS frame (RFC 9113 3.4)";
+
 impl Connection {
     pub(super) fn recv_inner(&mut self, input: &[u8], now: Instant) -> Result<(), Error> {
         let mut pos = 0;
@@ -93,6 +95,10 @@ impl Connection {
     fn handle_invalid_frame(&mut self, head: Head, e: Error, now: Instant) -> Result<(), Error> {
         self.stats.count_received(head.kind);
         self.expect_continuation(head.kind, head.stream_id)?;
+        if self.phase == Phase::FirstSettings {
+            // Whatever it is, a malformed frame is not the SETTINGS frame that must come first.
+            return Err(conn(ErrorCode::PROTOCOL_ERROR, FIRST_FRAME_NOT_SETTINGS));
+        }
         if e.is_connection_error() {
             return Err(e);
         }
@@ -119,12 +125,7 @@ impl Connection {
         if self.phase == Phase::FirstSettings {
             match &f {
                 Frame::Settings(s) if !s.ack => self.phase = Phase::Open,
-                _ => {
-                    return Err(conn(
-                        ErrorCode::PROTOCOL_ERROR,
-                        "the client preface must be followed by a SETTINGS frame (RFC 9113 3.4)",
-                    ))
-                }
+                _ => return Err(conn(ErrorCode::PROTOCOL_ERROR, FIRST_FRAME_NOT_SETTINGS)),
             }
         }
         let result = match f {
@@ -303,7 +304,9 @@ impl Connection {
         }
         self.last_client_id = id;
         if self.goaway_sent.is_some_and(|last| id > last) {
-            // §6.8: streams above the last id of our GOAWAY are ignored.
+            // §6.8: streams above the last id of our GOAWAY are ignored, and so are the frames
+            // that follow on them (remembered like a stream we reset: nothing to answer).
+            self.closed.insert(id, Closed::ResetByUs);
             return Ok(());
         }
         if self_dependent {

@@ -92,8 +92,8 @@ pub fn ping(data: [u8; 8]) -> Vec<u8> {
 pub enum Out {
     Settings { ack: bool, params: Vec<(u16, u32)> },
     WindowUpdate { stream_id: u32, increment: u32 },
-    Headers { stream_id: u32, end_stream: bool, block: Vec<u8> },
-    Continuation { stream_id: u32, end_headers: bool },
+    Headers { stream_id: u32, end_stream: bool, end_headers: bool, block: Vec<u8> },
+    Continuation { stream_id: u32, end_headers: bool, block: Vec<u8> },
     Data { stream_id: u32, len: usize, end_stream: bool },
     RstStream { stream_id: u32, code: u32 },
     Ping { ack: bool, data: [u8; 8] },
@@ -111,8 +111,15 @@ pub fn parse_output(mut buf: &[u8]) -> Vec<Out> {
         out.push(match f {
             Frame::Settings(s) => Out::Settings { ack: s.ack, params: s.params().collect() },
             Frame::WindowUpdate(w) => Out::WindowUpdate { stream_id: w.stream_id, increment: w.increment },
-            Frame::Headers(h) => Out::Headers { stream_id: h.stream_id, end_stream: h.end_stream, block: h.fragment.to_vec() },
-            Frame::Continuation(c) => Out::Continuation { stream_id: c.stream_id, end_headers: c.end_headers },
+            Frame::Headers(h) => Out::Headers {
+                stream_id: h.stream_id,
+                end_stream: h.end_stream,
+                end_headers: h.end_headers,
+                block: h.fragment.to_vec(),
+            },
+            Frame::Continuation(c) => {
+                Out::Continuation { stream_id: c.stream_id, end_headers: c.end_headers, block: c.fragment.to_vec() }
+            }
             Frame::Data(d) => Out::Data { stream_id: d.stream_id, len: d.data.len(), end_stream: d.end_stream },
             Frame::RstStream(r) => Out::RstStream { stream_id: r.stream_id, code: r.error_code.0 },
             Frame::Ping(p) => Out::Ping { ack: p.ack, data: p.data },
@@ -145,13 +152,49 @@ impl Harness {
 
     /// A connection past the preface: client SETTINGS sent, server SETTINGS acknowledged.
     pub fn established(cfg: Config) -> Harness {
+        Harness::established_with(cfg, &[])
+    }
+
+    /// Like [`Harness::established`], the client's SETTINGS carrying `client_settings`.
+    pub fn established_with(cfg: Config, client_settings: &[(u16, u32)]) -> Harness {
         let mut h = Harness::new(cfg);
         let mut input = PREFACE.to_vec();
-        input.extend(settings(&[]));
+        input.extend(settings(client_settings));
         input.extend(settings_ack());
         h.recv(&input).expect("handshake");
         h.flush();
         h
+    }
+
+    /// A connection that received the client preface and SETTINGS but no acknowledgement yet.
+    pub fn unacked(cfg: Config) -> Harness {
+        let mut h = Harness::new(cfg);
+        let mut input = PREFACE.to_vec();
+        input.extend(settings(&[]));
+        h.recv(&input).expect("handshake");
+        h.flush();
+        h
+    }
+
+    /// Feeds bytes and returns the events together with the result (events produced before a
+    /// connection error are kept).
+    pub fn feed(&mut self, input: &[u8]) -> (Vec<Ev>, Result<(), h2flow_core::Error>) {
+        let r = self.conn.recv(input, self.now);
+        let events = self.conn.take_events().into_iter().map(|e| Ev::from(e, input)).collect();
+        (events, r)
+    }
+
+    /// Feeds bytes that must end the connection; returns the error's code and the flushed frames.
+    pub fn expect_connection_error(&mut self, input: &[u8]) -> (u32, Vec<Out>) {
+        let (_, r) = self.feed(input);
+        let e = r.expect_err("expected a connection error");
+        assert!(e.is_connection_error(), "{e:?}");
+        assert!(self.conn.is_closed());
+        let out = self.flush();
+        let g = goaways(&out);
+        assert_eq!(g.len(), 1, "one GOAWAY expected: {out:?}");
+        assert_eq!(g[0].1, e.code().0, "GOAWAY code is the error's code");
+        (e.code().0, out)
     }
 
     pub fn advance(&mut self, d: Duration) {
@@ -220,3 +263,239 @@ pub fn default_config() -> Config {
 }
 
 pub const INITIAL_WINDOW_SIZE: u16 = setting::INITIAL_WINDOW_SIZE;
+
+// ---------------------------------------------------------------------------------------------
+// More frame builders, written with the codec's encoders (tested on their own in frame_*.rs).
+
+/// A POST request's fields with a content-length.
+pub fn post_fields(path: &str, content_length: &str) -> Vec<(String, String)> {
+    let mut f: Vec<(String, String)> =
+        request_fields("POST", path).into_iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+    f.push(("content-length".to_string(), content_length.to_string()));
+    f
+}
+
+/// HEADERS for a request (fields given as owned strings).
+pub fn headers_owned(stream_id: u32, fields: &[(String, String)], end_stream: bool) -> Vec<u8> {
+    let refs: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    headers(stream_id, &refs, end_stream)
+}
+
+/// A GET request on `stream_id`, ending the stream.
+pub fn get(stream_id: u32) -> Vec<u8> {
+    headers(stream_id, &request_fields("GET", "/"), true)
+}
+
+/// A POST on `stream_id` whose body follows, with or without a content-length.
+pub fn post(stream_id: u32, content_length: Option<usize>) -> Vec<u8> {
+    match content_length {
+        Some(n) => headers_owned(stream_id, &post_fields("/upload", &n.to_string()), false),
+        None => headers(stream_id, &request_fields("POST", "/upload"), false),
+    }
+}
+
+/// One HEADERS frame carrying `fragment` as it is.
+pub fn headers_frame(stream_id: u32, fragment: &[u8], end_stream: bool, end_headers: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    Frame::Headers(frame::Headers { stream_id, end_stream, end_headers, priority: None, fragment, pad_len: None })
+        .encode(&mut out);
+    out
+}
+
+/// HEADERS with a priority field (RFC 9113 6.2).
+pub fn headers_with_priority(stream_id: u32, fields: &[(&str, &str)], end_stream: bool, dependency: u32) -> Vec<u8> {
+    let block = literal_block(fields);
+    let mut out = Vec::new();
+    let priority = Some(frame::Priority { exclusive: false, dependency, weight: 15 });
+    Frame::Headers(frame::Headers {
+        stream_id,
+        end_stream,
+        end_headers: true,
+        priority,
+        fragment: &block,
+        pad_len: None,
+    })
+    .encode(&mut out);
+    out
+}
+
+pub fn continuation(stream_id: u32, fragment: &[u8], end_headers: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    Frame::Continuation(frame::Continuation { stream_id, end_headers, fragment }).encode(&mut out);
+    out
+}
+
+pub fn padded_data(stream_id: u32, payload: &[u8], pad_len: u8, end_stream: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    Frame::Data(frame::Data { stream_id, end_stream, data: payload, pad_len: Some(pad_len) }).encode(&mut out);
+    out
+}
+
+pub fn priority(stream_id: u32, dependency: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let priority = frame::Priority { exclusive: false, dependency, weight: 15 };
+    Frame::Priority(frame::PriorityFrame { stream_id, priority }).encode(&mut out);
+    out
+}
+
+pub fn ping_ack(data: [u8; 8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    Frame::Ping(frame::Ping { ack: true, data }).encode(&mut out);
+    out
+}
+
+pub fn goaway(last_stream_id: u32, code: u32, debug: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    Frame::GoAway(frame::GoAway { last_stream_id, error_code: h2flow_core::ErrorCode(code), debug_data: debug })
+        .encode(&mut out);
+    out
+}
+
+pub fn push_promise(stream_id: u32, promised_stream_id: u32, fields: &[(&str, &str)]) -> Vec<u8> {
+    let block = literal_block(fields);
+    let mut out = Vec::new();
+    Frame::PushPromise(frame::PushPromise {
+        stream_id,
+        promised_stream_id,
+        end_headers: true,
+        fragment: &block,
+        pad_len: None,
+    })
+    .encode(&mut out);
+    out
+}
+
+/// A frame of any type, header and payload written by hand (RFC 9113 4.1).
+pub fn raw_frame(kind: u8, flags: u8, stream_id: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    frame::Head { length: payload.len() as u32, kind, flags, stream_id }.encode(&mut out);
+    out.extend_from_slice(payload);
+    out
+}
+
+pub fn concat(parts: &[Vec<u8>]) -> Vec<u8> {
+    parts.concat()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading what the server wrote.
+
+/// The GOAWAY frames in `frames`, as (last_stream_id, code).
+pub fn goaways(frames: &[Out]) -> Vec<(u32, u32)> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            Out::GoAway { last_stream_id, code, .. } => Some((*last_stream_id, *code)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The RST_STREAM frames in `frames`, as (stream_id, code).
+pub fn resets(frames: &[Out]) -> Vec<(u32, u32)> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            Out::RstStream { stream_id, code } => Some((*stream_id, *code)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The WINDOW_UPDATE frames in `frames`, as (stream_id, increment).
+pub fn window_updates(frames: &[Out]) -> Vec<(u32, u32)> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            Out::WindowUpdate { stream_id, increment } => Some((*stream_id, *increment)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The DATA frames in `frames`, as (stream_id, len, end_stream).
+pub fn datas(frames: &[Out]) -> Vec<(u32, usize, bool)> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            Out::Data { stream_id, len, end_stream } => Some((*stream_id, *len, *end_stream)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Decodes the server's header blocks (HEADERS + CONTINUATION) with a real HPACK decoder.
+pub struct ResponseDecoder {
+    decoder: h2flow_core::hpack::Decoder,
+    pending: Option<(u32, Vec<u8>)>,
+}
+
+impl Default for ResponseDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ResponseDecoder {
+    pub fn new() -> ResponseDecoder {
+        ResponseDecoder { decoder: h2flow_core::hpack::Decoder::new(4096, u32::MAX), pending: None }
+    }
+
+    /// Every complete header block in `frames`, decoded: (stream_id, fields, raw block).
+    pub fn decode(&mut self, frames: &[Out]) -> Vec<(u32, Vec<(String, String)>, Vec<u8>)> {
+        let mut blocks = Vec::new();
+        for f in frames {
+            let done = match f {
+                Out::Headers { stream_id, block, end_headers, .. } => {
+                    assert!(self.pending.is_none(), "HEADERS inside a header block");
+                    self.pending = Some((*stream_id, block.clone()));
+                    *end_headers
+                }
+                Out::Continuation { stream_id, block, end_headers } => {
+                    let p = self.pending.as_mut().expect("CONTINUATION without HEADERS");
+                    assert_eq!(p.0, *stream_id, "CONTINUATION on another stream");
+                    p.1.extend_from_slice(block);
+                    *end_headers
+                }
+                _ => {
+                    assert!(self.pending.is_none(), "frame inside a header block: {f:?}");
+                    false
+                }
+            };
+            if done {
+                let (id, block) = self.pending.take().unwrap();
+                let mut list = h2flow_core::hpack::HeaderList::new();
+                self.decoder.decode(&block, &mut list).expect("server wrote an undecodable header block");
+                let fields = list
+                    .iter()
+                    .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), String::from_utf8_lossy(v).into_owned()))
+                    .collect();
+                blocks.push((id, fields, block));
+            }
+        }
+        blocks
+    }
+}
+
+/// A small deterministic PRNG (xorshift64*), so randomized tests replay from their seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in 0..n (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}

@@ -1,0 +1,229 @@
+defmodule H2Flow do
+  @moduledoc """
+  An HTTP/2 server for Cowboy-style handlers, built around a flow-control engine that keeps
+  memory bounded and WINDOW_UPDATE traffic minimal.
+
+      defmodule MyApp.Hello do
+        @behaviour H2Flow.Handler
+
+        @impl true
+        def init(req, state) do
+          {:ok, body, req} = H2Flow.Req.read_body(req)
+          req = H2Flow.Req.reply(200, %{"content-type" => "text/plain"}, "got \#{byte_size(body)}", req)
+          {:ok, req, state}
+        end
+      end
+
+      {:ok, server} = H2Flow.start_link(handler: MyApp.Hello, handler_opts: [], port: 0)
+      H2Flow.port(server)     # the bound port
+      H2Flow.stats(server)    # counters summed over connections, plus peaks
+      H2Flow.stop(server)     # GOAWAY to every connection, drain in-flight streams, then close
+
+  In a supervision tree:
+
+      children = [{H2Flow, handler: MyApp.Hello, port: 8080}]
+
+  Each connection is one process that owns the socket and the `H2Flow.Engine`; each request
+  runs its handler (`H2Flow.Handler`) in a process of its own. Clients speak h2c with prior
+  knowledge (`transport: :tcp`) or h2 over TLS with ALPN (`transport: :tls`).
+
+  ## Options
+
+  Unknown options raise `ArgumentError`.
+
+    * `:handler` (required): the `H2Flow.Handler` module.
+    * `:handler_opts` (default `[]`): passed to the handler's `init/2` as its state.
+    * `:ip` (default `{0, 0, 0, 0}`), `:port` (default `8080`; `0` picks a free port, see
+      `port/1`).
+    * `:transport` (default `:tcp`): `:tcp` (h2c, prior knowledge) or `:tls` (h2, ALPN).
+    * `:tls` (default `[]`): `:ssl` server options, e.g. `certfile:`/`keyfile:` or
+      `cert:`/`key:` (DER); see `H2Flow.TLS.self_signed/1` for tests and demos. ALPN, TLS
+      versions and ciphers are set by h2flow.
+    * `:acceptors` (default `4`): processes accepting connections.
+    * `:max_connections` (default `16384`): connections beyond it are closed at once.
+    * `:backlog` (default `1024`): the listen backlog.
+    * `:preface_timeout` (default `10000` ms): time for the TLS handshake and the client preface.
+    * `:idle_timeout` (default `60000` ms): a connection with no open stream and no complete
+      frame received for this long gets GOAWAY and is closed.
+    * `:write_timeout` (default `30000` ms): a peer that does not read for this long while we
+      write is disconnected.
+    * `:shutdown_timeout` (default `5000` ms): how long `stop/1` lets in-flight streams drain.
+    * `:read_buffer` (default `65536`): bytes read from the socket at most per read.
+    * `:name`: registers the server's supervisor.
+    * Engine options, for windows, limits and defences (see `H2Flow.Engine`):
+
+  #{H2Flow.Engine.Options.docs()}
+
+  The default request body `:period` of `H2Flow.Req.read_body/2` is 15,000 ms, as in Cowboy.
+  """
+
+  @server_defaults [
+    handler_opts: [],
+    ip: {0, 0, 0, 0},
+    port: 8080,
+    transport: :tcp,
+    tls: [],
+    acceptors: 4,
+    max_connections: 16_384,
+    backlog: 1024,
+    preface_timeout: 10_000,
+    idle_timeout: 60_000,
+    write_timeout: 30_000,
+    shutdown_timeout: 5_000,
+    read_buffer: 65_536
+  ]
+
+  @typedoc "A running server (its supervisor)."
+  @type server :: pid() | atom()
+
+  @doc "Returns a child specification to start a server under a supervisor."
+  @spec child_spec(keyword()) :: Supervisor.child_spec()
+  def child_spec(opts) do
+    %{
+      id: {__MODULE__, opts[:name] || make_ref()},
+      start: {__MODULE__, :start_link, [opts]},
+      type: :supervisor
+    }
+  end
+
+  @doc "Starts a server linked to the caller. See the module doc for options."
+  @spec start_link(keyword()) :: Supervisor.on_start()
+  def start_link(opts) when is_list(opts) do
+    opts |> config!() |> H2Flow.Server.start_link()
+  end
+
+  @doc "The port the server listens on (useful with `port: 0`)."
+  @spec port(server()) :: :inet.port_number()
+  def port(server) do
+    stats = H2Flow.Server.child(server, H2Flow.Server.Stats)
+    socket = GenServer.call(stats, :socket)
+
+    {:ok, {_ip, port}} =
+      case socket do
+        {:sslsocket, _, _} -> :ssl.sockname(socket)
+        _ -> :inet.sockname(socket)
+      end
+
+    port
+  end
+
+  @doc """
+  Counters summed over all connections, live and closed (peaks are maxima; gauges such as
+  `:buffered_bytes` and `:open_streams` cover live connections only). Keys are those of
+  `H2Flow.Engine.stats/1`, plus `:connections` (live), `:connections_closed`, `:writes`,
+  `:handlers_started`, `:handler_crashes` and `:handlers_stopped` (handlers stopped because
+  their stream was reset or their connection closed).
+  """
+  @spec stats(server()) :: map()
+  def stats(server) do
+    stats_pid = H2Flow.Server.child(server, H2Flow.Server.Stats)
+    closed = GenServer.call(stats_pid, :closed_stats)
+    conns = connections(server)
+
+    live =
+      conns
+      |> Enum.map(&safe_stats/1)
+      |> Enum.reject(&is_nil/1)
+      |> Enum.reduce(%{}, &H2Flow.StatsMath.add(&2, &1))
+
+    closed
+    |> H2Flow.StatsMath.add(live)
+    |> Map.put(:connections, length(conns))
+  end
+
+  defp safe_stats(pid) do
+    GenServer.call(pid, :stats, 5_000)
+  catch
+    :exit, _ -> nil
+  end
+
+  defp connections(server) do
+    case H2Flow.Server.child(server, :connections) do
+      nil -> []
+      sup -> for {_, pid, _, _} <- DynamicSupervisor.which_children(sup), is_pid(pid), do: pid
+    end
+  end
+
+  @doc """
+  Stops the server gracefully: stops accepting, sends GOAWAY to every connection, lets their
+  in-flight streams finish for up to `:shutdown_timeout` ms, then closes everything.
+  """
+  @spec stop(server()) :: :ok
+  def stop(server) do
+    config = server |> H2Flow.Server.child(H2Flow.Server.Stats) |> GenServer.call(:config)
+    _ = Supervisor.terminate_child(server, H2Flow.Server.Acceptors)
+    conns = connections(server)
+    refs = Enum.map(conns, &Process.monitor/1)
+    Enum.each(conns, &send(&1, {:shutdown, config.shutdown_timeout}))
+    deadline = System.monotonic_time(:millisecond) + config.shutdown_timeout + 1_000
+    Enum.each(refs, &await_down(&1, deadline))
+    Supervisor.stop(server)
+  end
+
+  defp await_down(ref, deadline) do
+    timeout = max(deadline - System.monotonic_time(:millisecond), 0)
+
+    receive do
+      {:DOWN, ^ref, _, _, _} -> :ok
+    after
+      timeout -> Process.demonitor(ref, [:flush])
+    end
+  end
+
+  # Validates options (unknown keys raise) and builds the configuration every process shares.
+  defp config!(opts) do
+    engine_keys = H2Flow.Engine.Options.keys()
+    {engine_opts, opts} = Keyword.split(opts, engine_keys)
+    {gen_opts, opts} = Keyword.split(opts, [:name])
+    handler = Keyword.get(opts, :handler) || raise ArgumentError, ":handler is required"
+
+    unless is_atom(handler) and Code.ensure_loaded?(handler) and
+             function_exported?(handler, :init, 2) do
+      raise ArgumentError,
+            ":handler must be a module implementing H2Flow.Handler, got: #{inspect(handler)}"
+    end
+
+    opts = Keyword.merge(@server_defaults, Keyword.delete(opts, :handler))
+
+    for {key, _} <- opts, not Keyword.has_key?(@server_defaults, key) do
+      raise ArgumentError, "unknown option #{inspect(key)}"
+    end
+
+    engine = H2Flow.Engine.Options.validate!(engine_opts)
+    c = Map.new(opts)
+    check!(c.transport in [:tcp, :tls], ":transport must be :tcp or :tls")
+
+    check!(
+      match?({_, _, _, _}, c.ip) or match?({_, _, _, _, _, _, _, _}, c.ip),
+      ":ip must be an IP tuple"
+    )
+
+    check!(is_integer(c.port) and c.port in 0..65_535, ":port must be in 0..65535")
+    check!(is_list(c.tls), ":tls must be a keyword list of :ssl options")
+
+    check!(
+      c.transport == :tcp or c.tls != [],
+      "transport: :tls needs :tls options (a certificate and key)"
+    )
+
+    for key <-
+          [:acceptors, :max_connections, :backlog, :preface_timeout, :idle_timeout] ++
+            [:write_timeout, :shutdown_timeout, :read_buffer] do
+      check!(is_integer(c[key]) and c[key] > 0, "#{inspect(key)} must be a positive integer")
+    end
+
+    Map.merge(c, %{
+      handler: handler,
+      engine: engine_opts,
+      gen_opts: gen_opts,
+      max_send_queue: engine.max_send_queue,
+      # A waiting read_body is answered once half a window is buffered (see H2Flow.Req).
+      stream_read_threshold: max(div(engine.initial_stream_window, 2), 1),
+      connection_read_threshold: max(div(engine.initial_connection_window, 2), 1),
+      stats: nil
+    })
+  end
+
+  defp check!(true, _message), do: :ok
+  defp check!(false, message), do: raise(ArgumentError, message)
+end

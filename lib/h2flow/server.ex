@@ -1,0 +1,199 @@
+defmodule H2Flow.Server do
+  @moduledoc false
+  # The supervision tree of one server (after ThousandIsland's):
+  #
+  #   H2Flow.Server (rest_for_one)
+  #   ├── Stats       accumulates the counters of closed connections; owns the listen socket
+  #   ├── ConnSup     DynamicSupervisor of connection processes (max_children: max_connections)
+  #   └── Acceptors   N processes blocked in accept/1, each handing sockets to ConnSup
+  #
+  # rest_for_one: if the listener goes, acceptors restart with the new socket.
+
+  use Supervisor
+
+  def start_link(config) do
+    Supervisor.start_link(__MODULE__, config, Keyword.take(config.gen_opts, [:name]))
+  end
+
+  @impl true
+  def init(config) do
+    children = [
+      {H2Flow.Server.Stats, {self(), config}},
+      {DynamicSupervisor, strategy: :one_for_one, max_children: config.max_connections}
+      |> Supervisor.child_spec(id: :connections),
+      {H2Flow.Server.Acceptors, {self(), config}}
+    ]
+
+    Supervisor.init(children, strategy: :rest_for_one)
+  end
+
+  @doc false
+  def child(server, id) do
+    server
+    |> Supervisor.which_children()
+    |> Enum.find_value(fn {child_id, pid, _, _} -> child_id == id && is_pid(pid) && pid end)
+  end
+end
+
+defmodule H2Flow.Server.Stats do
+  @moduledoc false
+  # Owns the listen socket (so it lives as long as the server) and keeps the summed counters of
+  # connections that have closed; H2Flow.stats/1 adds those of live connections.
+
+  use GenServer
+
+  def start_link({server, config}), do: GenServer.start_link(__MODULE__, {server, config})
+
+  @impl true
+  def init({_server, config}) do
+    case listen(config) do
+      {:ok, socket} ->
+        {:ok, %{socket: socket, config: config, closed: %{}, connections_closed: 0}}
+
+      {:error, reason} ->
+        {:stop, {:listen_failed, reason}}
+    end
+  end
+
+  defp listen(%{transport: :tcp} = c) do
+    :gen_tcp.listen(c.port, [:binary, {:ip, c.ip}, {:packet, :raw}, {:active, false} | common(c)])
+  end
+
+  defp listen(%{transport: :tls} = c) do
+    :ssl.listen(c.port, [:binary, {:ip, c.ip}, {:active, false} | common(c) ++ tls(c)])
+  end
+
+  defp common(c), do: [reuseaddr: true, backlog: c.backlog, nodelay: true]
+
+  defp tls(c) do
+    c.tls ++
+      [
+        alpn_preferred_protocols: ["h2"],
+        versions: [:"tlsv1.3", :"tlsv1.2"],
+        ciphers: ciphers()
+      ]
+  end
+
+  # RFC 9113 9.2.2: TLS 1.2 must use an ephemeral key exchange and an AEAD cipher.
+  defp ciphers do
+    tls12 =
+      :ssl.filter_cipher_suites(:ssl.cipher_suites(:default, :"tlsv1.2"),
+        key_exchange: &(&1 in [:ecdhe_ecdsa, :ecdhe_rsa]),
+        cipher: &(&1 in [:aes_128_gcm, :aes_256_gcm, :chacha20_poly1305])
+      )
+
+    :ssl.cipher_suites(:default, :"tlsv1.3") ++ tls12
+  end
+
+  @impl true
+  def handle_call(:socket, _from, state), do: {:reply, state.socket, state}
+  def handle_call(:config, _from, state), do: {:reply, state.config, state}
+
+  def handle_call(:closed_stats, _from, state) do
+    {:reply, Map.put(state.closed, :connections_closed, state.connections_closed), state}
+  end
+
+  @impl true
+  def handle_info({:connection_closed, stats}, state) do
+    closed = H2Flow.StatsMath.add_closed(state.closed, stats)
+    {:noreply, %{state | closed: closed, connections_closed: state.connections_closed + 1}}
+  end
+end
+
+defmodule H2Flow.Server.Acceptors do
+  @moduledoc false
+  # A supervisor of acceptor processes; each loops on accept and starts a connection process.
+
+  use Supervisor
+
+  def start_link({server, config}), do: Supervisor.start_link(__MODULE__, {server, config})
+
+  @impl true
+  def init({server, config}) do
+    children =
+      for i <- 1..config.acceptors do
+        Supervisor.child_spec({Task, fn -> accept_loop(server, config) end},
+          id: {:acceptor, i},
+          restart: :permanent
+        )
+      end
+
+    Supervisor.init(children, strategy: :one_for_one, max_restarts: 100, max_seconds: 1)
+  end
+
+  defp accept_loop(server, config) do
+    # The server supervisor answers once it has started all its children; we are started
+    # asynchronously (Task), so this cannot deadlock.
+    stats = H2Flow.Server.child(server, H2Flow.Server.Stats)
+    socket = GenServer.call(stats, :socket)
+    conns = H2Flow.Server.child(server, :connections)
+    config = %{config | stats: stats}
+    loop(socket, conns, config)
+  end
+
+  defp loop(socket, conns, config) do
+    case accept(config.transport, socket) do
+      {:ok, sock} ->
+        start_connection(sock, conns, config)
+        loop(socket, conns, config)
+
+      {:error, :closed} ->
+        exit(:normal)
+
+      {:error, _transient} ->
+        loop(socket, conns, config)
+    end
+  end
+
+  defp accept(:tcp, socket), do: :gen_tcp.accept(socket)
+  defp accept(:tls, socket), do: :ssl.transport_accept(socket)
+
+  defp start_connection(sock, conns, config) do
+    case DynamicSupervisor.start_child(conns, {H2Flow.Connection, {sock, config}}) do
+      {:ok, pid} ->
+        case controlling_process(config.transport, sock, pid) do
+          :ok -> send(pid, :go)
+          {:error, _} -> Process.exit(pid, :kill)
+        end
+
+      {:error, _max_children} ->
+        close(config.transport, sock)
+    end
+  end
+
+  defp controlling_process(:tcp, sock, pid), do: :gen_tcp.controlling_process(sock, pid)
+  defp controlling_process(:tls, sock, pid), do: :ssl.controlling_process(sock, pid)
+
+  defp close(:tcp, sock), do: :gen_tcp.close(sock)
+  defp close(:tls, sock), do: :ssl.close(sock)
+end
+
+defmodule H2Flow.StatsMath do
+  @moduledoc false
+  # Summing counters of several connections: counters add up, peaks take the maximum, and
+  # gauges (what is true right now) only count for live connections.
+
+  @gauges [
+    :buffered_bytes,
+    :queued_send_bytes,
+    :open_streams,
+    :connection_window,
+    :stream_window,
+    :rtt_us
+  ]
+
+  def add_closed(acc, stats), do: add(acc, Map.drop(stats, @gauges))
+
+  def add(acc, stats) do
+    Enum.reduce(stats, acc, fn {key, value}, acc ->
+      Map.update(acc, key, value, &combine(key, &1, value))
+    end)
+  end
+
+  defp combine(_key, a, b) when is_map(a) and is_map(b), do: add(a, b)
+  defp combine(key, a, b) when key in [:rtt_us], do: max(a, b)
+
+  defp combine(key, a, b) do
+    if String.starts_with?(Atom.to_string(key), "peak_"), do: max(a, b), else: a + b
+  end
+end
