@@ -158,6 +158,8 @@ defmodule H2Flow.Connection do
     end
 
     for {pid, _} <- state.pids, do: Process.exit(pid, :kill)
+    stopped = state.counters.handlers_stopped + map_size(state.pids)
+    state = put_in(state.counters.handlers_stopped, stopped)
     send(state.config.stats, {:connection_closed, stats(state)})
     :ok
   end
@@ -360,6 +362,10 @@ defmodule H2Flow.Connection do
   # --- request bodies --------------------------------------------------------------------
 
   defp handle_request({:read_body, length, period}, id, s, pid, ref, state) do
+    # Consuming 0 of an empty buffer tells the scheduler a reader waits on this stream, so
+    # it will not hold connection credit back from it (scheduler rule 4).
+    if s.size == 0 and not s.fin, do: Engine.consume(state.engine, id, 0)
+
     timer =
       if period == :infinity,
         do: nil,

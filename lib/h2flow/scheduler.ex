@@ -48,7 +48,9 @@ defmodule H2Flow.Scheduler do
     max_frame_size: 16_384
   }
 
-  @doc "Creates a scheduler. Unknown options raise `ArgumentError`."
+  @ranges %{window_update_threshold: {1, 100}}
+
+  @doc "Creates a scheduler. Unknown options and values out of range raise `ArgumentError`."
   @spec new(keyword()) :: {:ok, t()} | {:error, String.t()}
   def new(opts \\ []) do
     opts =
@@ -56,8 +58,10 @@ defmodule H2Flow.Scheduler do
         unless Map.has_key?(@defaults, key),
           do: raise(ArgumentError, "unknown scheduler option #{inspect(key)}")
 
-        unless is_integer(value) and value >= 0 and value <= 2_147_483_647,
-          do: raise(ArgumentError, "#{inspect(key)} must be an integer in 0..2147483647")
+        {min, max} = Map.get(@ranges, key, {0, 2_147_483_647})
+
+        unless is_integer(value) and value >= min and value <= max,
+          do: raise(ArgumentError, "#{inspect(key)} must be an integer in #{min}..#{max}")
 
         Map.put(acc, key, value)
       end)

@@ -15,8 +15,8 @@ pub use scheduler::{Scheduler, SchedulerConfig};
 pub mod config;
 pub mod connection;
 pub mod flow;
-pub mod stats;
 pub mod scheduler;
+pub mod stats;
 pub mod stream;
 
 /// A map keyed by stream id with a cheap hash (ids are small integers; the maps are bounded by

@@ -13,22 +13,29 @@
 //!    credit and one per stream.
 //! 4. **Threshold.** A credit goes out when it reaches `update_threshold_percent` of the window
 //!    (half by default), or — so that no stream stalls on a small remainder — when the peer has
-//!    less than one max-size frame left, the credit is at least min(1 KiB, window/4), and the
-//!    application has drained what it was given (buffered < window/4). While the application
-//!    lags, holding credit back *is* the back-pressure, and releasing it in small pieces would
-//!    only multiply WINDOW_UPDATE frames.
+//!    less than one max-size frame left, the credit is at least min(1 KiB, window/4), and a
+//!    reader is waiting: the application drained what it was given, overall (buffered <
+//!    window/4) or on a stream that is still receiving (it consumed all that stream buffered;
+//!    `consume(id, 0)` says so explicitly for a reader waiting on a stream with nothing yet).
+//!    While the application lags, holding credit back *is* the back-pressure, and releasing it
+//!    in small pieces would only multiply WINDOW_UPDATE frames; but one slow reader must not
+//!    hold up a stream whose reader keeps up.
 //! 5. **Only where it can be used.** No stream credit once the peer finished sending (END_STREAM)
 //!    and never beyond the stream's remaining declared content-length. No connection credit while
 //!    the window the peer has left already covers every body it may still send (all receiving
-//!    streams have a content-length and they fit): when the 64 uploads of a burst have all
-//!    arrived, nothing is sent until a stream that can use the credit opens.
+//!    streams have a content-length and they fit) and half the window besides: when the 64
+//!    uploads of a burst have all arrived, one credit tops the window up to half, and the rest
+//!    waits until a stream can use it.
 //! 6. **Initial windows.** Streams start at `initial_stream_window` (advertised in SETTINGS);
 //!    the connection window is raised from 65,535 to `initial_connection_window` by one credit
 //!    that [`Scheduler::take_initial_credit`] releases right after our SETTINGS.
 //! 7. **Adaptive growth.** With a PING round-trip sample ([`Scheduler::ping_sent`],
-//!    [`Scheduler::ping_acked`]): if the peer sent at least 3/4 of a window within one round
-//!    trip while the application kept up (buffered < window/4), the window doubles, up to
-//!    `max_connection_window` / `max_stream_window`. Never when bytes pile up unconsumed.
+//!    [`Scheduler::ping_acked`]): if the peer sent at least 3/4 of the window it is sure to
+//!    have (the window less the threshold of credit we may hold back) within one round trip
+//!    while the application kept up (buffered < window/4), the window doubles, up to
+//!    `max_connection_window` / `max_stream_window`. Never when bytes pile up unconsumed. The
+//!    sample includes the batch the probe's flush answered: a peer that sends its whole window
+//!    at once is otherwise idle, from our side, for exactly the round trip being measured.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -134,6 +141,18 @@ struct StreamRecv {
     dirty: bool,
     /// Bytes received since the last PING we sent (adaptive growth).
     sampled: u64,
+    /// The application consumed everything this stream received while more may come: its
+    /// reader is presumably waiting (counted in `Scheduler::drained_readers`).
+    drained: bool,
+    /// Bytes received since the last flush, and those received before it (`last_batch`, valid
+    /// when `batch_flush` is the scheduler's current flush count): a probe's sample starts
+    /// with the batch that was just flushed.
+    batch: u64,
+    last_batch: u64,
+    batch_flush: u64,
+    /// Opened before the peer acknowledged our stream window, with the window it was allowed
+    /// then (see [`Scheduler::initial_window_acked`]).
+    provisional: Option<u32>,
 }
 
 /// A round-trip measurement in flight.
@@ -167,8 +186,15 @@ pub struct Scheduler {
     /// Receiving streams without a declared length, and the sum of what those with one still
     /// expect: together the demand for connection credit.
     unbounded_receivers: usize,
+    /// Receiving streams whose application drained them (see `StreamRecv::drained`).
+    drained_readers: usize,
     expected_total: u64,
     received_total: u64,
+    /// `received_total` at the end of the last flush and of the one before: the bytes between
+    /// them are the batch the last flush answered.
+    received_at_flush: u64,
+    batch_start: u64,
+    flushes: u64,
     probe: Option<Probe>,
     last_probe: Option<Instant>,
     rtt: Option<Duration>,
@@ -194,8 +220,12 @@ impl Scheduler {
             streams: HashMap::default(),
             dirty: Vec::new(),
             unbounded_receivers: 0,
+            drained_readers: 0,
             expected_total: 0,
             received_total: 0,
+            received_at_flush: 0,
+            batch_start: 0,
+            flushes: 0,
             probe: None,
             last_probe: None,
             rtt: None,
@@ -247,6 +277,11 @@ impl Scheduler {
             receiving: !end_stream,
             dirty: false,
             sampled: 0,
+            drained: false,
+            batch: 0,
+            last_batch: 0,
+            batch_flush: 0,
+            provisional: (window != self.stream_window).then_some(window),
         };
         // A caller that reopens an id gets a clean entry; release what the old one held.
         self.close_stream(id);
@@ -256,6 +291,23 @@ impl Scheduler {
         }
         self.streams.insert(id, s);
         self.add_demand(id);
+    }
+
+    /// The peer acknowledged the SETTINGS_INITIAL_WINDOW_SIZE we advertised
+    /// (`initial_stream_window`). It has applied the difference between that value and the window
+    /// it assumed to every stream it had opened before (RFC 9113 §6.9.2), so streams opened with
+    /// [`Scheduler::open_stream_with_window`] and another window get the same correction.
+    /// Without it, a stream window below 65,535 would leave the peer blocked while we still
+    /// believe it has window, and no credit would ever be due.
+    pub fn initial_window_acked(&mut self) {
+        let advertised = self.cfg.initial_stream_window as i64;
+        let current = self.stream_window;
+        for s in self.streams.values_mut() {
+            if let Some(assumed) = s.provisional.take() {
+                s.remaining += advertised - assumed as i64;
+                s.window = current;
+            }
+        }
     }
 
     /// The window new streams get (grows with adaptive growth).
@@ -295,8 +347,13 @@ impl Scheduler {
         }
         s.remaining -= flow_len as i64;
         s.pending += padding;
+        if data_len > 0 && s.drained {
+            s.drained = false;
+            self.drained_readers -= 1;
+        }
         s.buffered += data_len as u64;
         s.sampled += flow_len as u64;
+        s.batch += flow_len as u64;
         self.buffered += data_len as u64;
         self.stats.peak_buffered = self.stats.peak_buffered.max(self.buffered);
         if let Some(e) = s.expected.as_mut() {
@@ -329,7 +386,8 @@ impl Scheduler {
 
     /// The application consumed `n` bytes of this stream: they become credit (rule 2).
     /// Consuming on a stream the scheduler no longer tracks is a no-op (its bytes were released
-    /// when it closed).
+    /// when it closed). Consuming everything buffered on a receiving stream — `n = 0` when
+    /// nothing is buffered — says its reader waits for more (rule 4).
     pub fn consume(&mut self, id: u32, n: u64) -> Result<(), OverConsumed> {
         let Some(s) = self.streams.get_mut(&id) else { return Ok(()) };
         if n > s.buffered {
@@ -338,6 +396,10 @@ impl Scheduler {
         s.buffered -= n;
         self.buffered -= n;
         self.conn_pending += n;
+        if s.receiving && s.buffered == 0 && !s.drained {
+            s.drained = true;
+            self.drained_readers += 1;
+        }
         if s.receiving {
             s.pending += n;
             if !s.dirty {
@@ -378,6 +440,10 @@ impl Scheduler {
             match s.expected {
                 Some(e) => self.expected_total -= e,
                 None => self.unbounded_receivers -= 1,
+            }
+            if s.drained {
+                s.drained = false;
+                self.drained_readers -= 1;
             }
             s.receiving = false;
         }
@@ -424,6 +490,9 @@ impl Scheduler {
     /// Releases the credits that are due: at most one for the connection (stream id 0), sent
     /// first, and one per stream. `emit(stream_id, increment)` is called for each.
     pub fn flush(&mut self, mut emit: impl FnMut(u32, u32)) {
+        self.flushes += 1;
+        self.batch_start = self.received_at_flush;
+        self.received_at_flush = self.received_total;
         let mut any = false;
         if let Some(credit) = self.connection_credit() {
             self.conn_pending -= credit as u64;
@@ -437,6 +506,8 @@ impl Scheduler {
         for &id in &dirty {
             let Some(s) = self.streams.get_mut(&id) else { continue };
             s.dirty = false;
+            s.last_batch = std::mem::take(&mut s.batch);
+            s.batch_flush = self.flushes;
             if let Some(credit) = stream_credit(s, &self.cfg) {
                 s.pending -= credit as u64;
                 s.remaining += credit as i64;
@@ -457,15 +528,18 @@ impl Scheduler {
         if pending == 0 {
             return None;
         }
-        // Rule 5: no credit while what the peer has left covers every body it may still send.
+        // Rule 5: no credit while what the peer has left covers every body it may still send
+        // and half the window for bodies to come.
         let remaining = self.conn_remaining.max(0) as u64;
-        if self.unbounded_receivers == 0 && self.expected_total <= remaining {
+        let window = self.conn_window as u64;
+        if self.unbounded_receivers == 0 && self.expected_total <= remaining && remaining >= window / 2 {
             return None;
         }
-        let window = self.conn_window as u64;
+        // Rule 4's small remainder: a reader waits (the application drained what it was given,
+        // overall or on some stream) and the peer cannot send a full frame.
         let starving = remaining < self.cfg.max_frame_size as u64
             && pending >= (window / 4).min(1024)
-            && self.buffered < window / 4;
+            && (self.buffered < window / 4 || self.drained_readers > 0);
         if pending < self.threshold(self.conn_window) && !starving {
             return None;
         }
@@ -493,12 +567,19 @@ impl Scheduler {
             && self.unbounded_receivers + (self.expected_total > 0) as usize > 0
     }
 
-    /// A PING was sent to measure the round trip.
+    /// A PING was sent to measure the round trip; call it right after [`Scheduler::flush`].
+    ///
+    /// The sample starts with the batch of bytes that flush answered, not after it: the PING
+    /// goes out with the credits for that batch, and a peer that sends a whole window at once
+    /// then has nothing in flight until those credits arrive, so a sample that starts after the
+    /// batch would miss exactly the peers that drain the window (hyper's BDP estimator likewise
+    /// counts the DATA frame that triggers its PING).
     pub fn ping_sent(&mut self, now: Instant) {
-        self.probe = Some(Probe { sent_at: now, received_at_send: self.received_total });
+        self.probe = Some(Probe { sent_at: now, received_at_send: self.batch_start });
         self.last_probe = Some(now);
+        let flushes = self.flushes;
         for s in self.streams.values_mut() {
-            s.sampled = 0;
+            s.sampled = (if s.batch_flush == flushes { s.last_batch } else { 0 }) + s.batch;
         }
     }
 
@@ -510,9 +591,9 @@ impl Scheduler {
         self.stats.rtt_us = rtt.as_micros().min(u64::MAX as u128) as u64;
         let mut growth = Growth::default();
         let sample = self.received_total - probe.received_at_send;
-        // Drained within one round trip (≥ 3/4 of the window) while the application kept up.
+        // Drained within one round trip while the application kept up.
         let window = self.conn_window as u64;
-        if sample * 4 >= window * 3
+        if self.drained(sample, window)
             && self.buffered * 4 < window
             && self.conn_window < self.cfg.max_connection_window
         {
@@ -523,7 +604,8 @@ impl Scheduler {
             growth.connection_window = Some(new);
         }
         let sw = self.stream_window as u64;
-        let stream_drained = self.streams.values().any(|s| s.sampled * 4 >= sw * 3 && s.buffered * 4 < sw);
+        let stream_drained =
+            self.streams.values().any(|s| self.drained(s.sampled, sw) && s.buffered * 4 < sw);
         if stream_drained && self.stream_window < self.cfg.max_stream_window {
             let new = (sw * 2).min(self.cfg.max_stream_window as u64) as u32;
             self.apply_stream_window(new);
@@ -531,6 +613,17 @@ impl Scheduler {
             growth.stream_window = Some(new);
         }
         growth
+    }
+
+    /// Rule 7's test: the peer sent at least 3/4 of the window it is sure to have, the window
+    /// less the credit we may hold back below the threshold. Measured against the whole window,
+    /// a peer limited by flow control would not look like it drains it: with credit released in
+    /// threshold-sized pieces as its bursts arrive, it gets between the window less the threshold
+    /// and the whole window per round trip. Counted as at least a quarter of the window, so a
+    /// threshold near 100% does not make every trickle look like a drained window.
+    fn drained(&self, sample: u64, window: u64) -> bool {
+        let assured = (window - self.threshold(window as u32).min(window)).max(window / 4);
+        sample * 4 >= assured.max(1) * 3
     }
 
     /// Raises the window of every stream to `new` (the peer applies the same difference when it

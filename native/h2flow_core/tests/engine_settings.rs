@@ -95,7 +95,9 @@ fn rfc9113_6_9_2_initial_window_growth_past_2_31_minus_1_is_connection_flow_cont
 
 #[test]
 fn rfc9113_6_5_2_invalid_setting_values_are_connection_protocol_errors() {
-    for (id, value) in [(setting::ENABLE_PUSH, 2), (setting::MAX_FRAME_SIZE, 16_383), (setting::MAX_FRAME_SIZE, 1 << 24)] {
+    for (id, value) in
+        [(setting::ENABLE_PUSH, 2), (setting::MAX_FRAME_SIZE, 16_383), (setting::MAX_FRAME_SIZE, 1 << 24)]
+    {
         let mut h = Harness::established(default_config());
         let (code, _) = h.expect_connection_error(&settings(&[(id, value)]));
         assert_eq!(code, ErrorCode::PROTOCOL_ERROR.0, "{id} = {value}");
@@ -130,7 +132,8 @@ fn big_value() -> String {
 fn rfc9113_6_5_2_peer_max_frame_size_is_respected_by_header_blocks() {
     let value = big_value();
     for (max, frames) in [(None, 3), (Some(40_000u32), 2), (Some(1 << 16), 1)] {
-        let client_settings: Vec<(u16, u32)> = max.map(|m| (setting::MAX_FRAME_SIZE, m)).into_iter().collect();
+        let client_settings: Vec<(u16, u32)> =
+            max.map(|m| (setting::MAX_FRAME_SIZE, m)).into_iter().collect();
         let mut h = Harness::established_with(default_config(), &client_settings);
         h.recv(&get(1)).unwrap();
         h.conn.send_headers(1, &[(b":status", b"200"), (b"x-big", value.as_bytes())], true).unwrap();

@@ -90,6 +90,36 @@ fn rfc9113_3_4_first_frame_after_preface_must_be_settings() {
     }
 }
 
+#[test]
+fn rfc9113_4_2_frame_over_our_max_frame_size_is_rejected_from_its_header_even_split() {
+    let mut h = Harness::established(default_config());
+    h.recv(&post(1, None)).unwrap();
+    let big = raw_frame(0x0, 0, 1, &vec![0; 16_385]);
+    // The first bytes of the header alone are not enough to tell.
+    assert!(h.feed(&big[..5]).1.is_ok());
+    let (code, _) = h.expect_connection_error(&big[5..12]);
+    assert_eq!(code, ErrorCode::FRAME_SIZE_ERROR.0);
+}
+
+#[test]
+fn frames_split_at_every_byte_boundary_decode_the_same() {
+    let input = concat(&[
+        post(1, Some(10)),
+        padded_data(1, b"01234", 3, false),
+        ping([7; 8]),
+        data(1, b"56789", true),
+        get(3),
+    ]);
+    for cut in 1..input.len() {
+        let mut h = Harness::established(default_config());
+        let mut ev = h.recv(&input[..cut]).unwrap();
+        ev.extend(h.recv(&input[cut..]).unwrap());
+        assert_eq!(body_of(&ev, 1), b"0123456789", "cut at {cut}");
+        assert_eq!(ev.iter().filter(|e| matches!(e, Ev::Headers { .. })).count(), 2, "cut at {cut}");
+        assert_eq!(h.flush(), vec![Out::Ping { ack: true, data: [7; 8] }], "cut at {cut}");
+    }
+}
+
 // --- §5.1 stream states -----------------------------------------------------------------------
 
 #[test]
@@ -297,7 +327,8 @@ fn rfc9113_5_1_frames_after_peer_rst_stream_are_stream_closed_errors_except_prio
     assert!(h.flush().is_empty());
 
     let before = h.conn.scheduler().connection_remaining();
-    h.recv(&concat(&[data(1, b"abc", false), window_update(3, 10), headers(5, &[("x-t", "1")], true)])).unwrap();
+    h.recv(&concat(&[data(1, b"abc", false), window_update(3, 10), headers(5, &[("x-t", "1")], true)]))
+        .unwrap();
     let out = h.flush();
     assert_eq!(resets(&out), vec![(1, STREAM_CLOSED), (3, STREAM_CLOSED), (5, STREAM_CLOSED)], "{out:?}");
     assert!(!h.conn.is_closed());
@@ -416,7 +447,8 @@ fn rfc9113_6_10_continuation_without_headers_is_connection_protocol_error() {
 fn rfc9113_8_1_trailers_are_delivered() {
     let mut h = Harness::established(default_config());
     h.recv(&post(1, Some(5))).unwrap();
-    let ev = h.recv(&concat(&[data(1, b"hello", false), headers(1, &[("x-checksum", "abc")], true)])).unwrap();
+    let ev =
+        h.recv(&concat(&[data(1, b"hello", false), headers(1, &[("x-checksum", "abc")], true)])).unwrap();
     assert_eq!(
         ev,
         vec![
@@ -556,8 +588,10 @@ fn rfc9113_5_1_2_streams_beyond_max_concurrent_are_refused_and_accepted_ones_com
             data(3, b"thr", false),
         ]))
         .unwrap();
-    let opened: Vec<u32> =
-        ev.iter().filter_map(|e| if let Ev::Headers { stream_id, .. } = e { Some(*stream_id) } else { None }).collect();
+    let opened: Vec<u32> = ev
+        .iter()
+        .filter_map(|e| if let Ev::Headers { stream_id, .. } = e { Some(*stream_id) } else { None })
+        .collect();
     assert_eq!(opened, vec![1, 3]);
     assert!(body_of(&ev, 5).is_empty());
     let out = h.flush();

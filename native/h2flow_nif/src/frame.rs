@@ -4,7 +4,9 @@
 use h2flow_core::frame::{self, setting, Frame, Priority, HEADER_LEN};
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Term};
 
-use crate::terms::{self, decode_code, encode_code, encode_error, field, make_struct, misuse, opt_field};
+use crate::terms::{
+    self, decode_code, encode_code, encode_error, field, make_struct, misuse, narrow, opt_field, opt_narrow,
+};
 
 /// Bytes decoded per call at most; `H2Flow.Frame.decode/2` loops, so one call stays short.
 const BUDGET: usize = 256 * 1024;
@@ -193,7 +195,7 @@ fn frame_encode<'a>(env: Env<'a>, term: Term<'a>) -> NifResult<Term<'a>> {
     match name.as_str() {
         "Elixir.H2Flow.Frame.Data" => {
             let data = bytes(term, "data")?;
-            let pad_len: Option<u8> = opt_field(term, "padding")?;
+            let pad_len: Option<u8> = opt_narrow(term, "padding")?;
             payload_len(data.len() + pad_len.map_or(0, |p| p as usize + 1), "DATA payload")?;
             let end_stream = field(term, "end_stream")?.decode()?;
             Frame::Data(frame::Data { stream_id: id(term)?, end_stream, data: data.as_slice(), pad_len })
@@ -201,9 +203,13 @@ fn frame_encode<'a>(env: Env<'a>, term: Term<'a>) -> NifResult<Term<'a>> {
         }
         "Elixir.H2Flow.Frame.Headers" => {
             let fragment = bytes(term, "fragment")?;
-            let pad_len: Option<u8> = opt_field(term, "padding")?;
-            let priority = opt_field::<(bool, u32, u8)>(term, "priority")?
-                .map(|(exclusive, dependency, weight)| Priority { exclusive, dependency, weight });
+            let pad_len: Option<u8> = opt_narrow(term, "padding")?;
+            let priority = match opt_field::<(bool, u32, Term<'a>)>(term, "priority")? {
+                Some((exclusive, dependency, weight)) => {
+                    Some(Priority { exclusive, dependency, weight: narrow(weight, "priority weight")? })
+                }
+                None => None,
+            };
             payload_len(fragment.len() + 6 + pad_len.map_or(0, |p| p as usize), "HEADERS payload")?;
             Frame::Headers(frame::Headers {
                 stream_id: id(term)?,
@@ -220,7 +226,7 @@ fn frame_encode<'a>(env: Env<'a>, term: Term<'a>) -> NifResult<Term<'a>> {
             priority: Priority {
                 exclusive: field(term, "exclusive")?.decode()?,
                 dependency: field(term, "dependency")?.decode()?,
-                weight: field(term, "weight")?.decode()?,
+                weight: narrow(field(term, "weight")?, "weight")?,
             },
         })
         .encode(&mut out),
@@ -234,10 +240,11 @@ fn frame_encode<'a>(env: Env<'a>, term: Term<'a>) -> NifResult<Term<'a>> {
             let params: Vec<(Term<'a>, u32)> = field(term, "params")?.decode()?;
             let mut raw = Vec::with_capacity(params.len() * 6);
             for (key, value) in params {
-                let id = match key.decode::<u16>() {
-                    Ok(id) => id,
-                    Err(_) => setting::from_name(&key.atom_to_string()?)
-                        .ok_or_else(|| misuse("unknown setting name"))?,
+                let id = if key.is_atom() {
+                    setting::from_name(&key.atom_to_string()?)
+                        .ok_or_else(|| misuse("unknown setting name"))?
+                } else {
+                    narrow(key, "setting identifier")?
                 };
                 raw.extend_from_slice(&id.to_be_bytes());
                 raw.extend_from_slice(&value.to_be_bytes());
@@ -247,7 +254,7 @@ fn frame_encode<'a>(env: Env<'a>, term: Term<'a>) -> NifResult<Term<'a>> {
         }
         "Elixir.H2Flow.Frame.PushPromise" => {
             let fragment = bytes(term, "fragment")?;
-            let pad_len: Option<u8> = opt_field(term, "padding")?;
+            let pad_len: Option<u8> = opt_narrow(term, "padding")?;
             payload_len(fragment.len() + 5 + pad_len.map_or(0, |p| p as usize), "PUSH_PROMISE payload")?;
             Frame::PushPromise(frame::PushPromise {
                 stream_id: id(term)?,
@@ -293,8 +300,8 @@ fn frame_encode<'a>(env: Env<'a>, term: Term<'a>) -> NifResult<Term<'a>> {
             let payload = bytes(term, "payload")?;
             payload_len(payload.len(), "payload")?;
             Frame::Unknown(frame::Unknown {
-                kind: field(term, "type")?.decode()?,
-                flags: field(term, "flags")?.decode()?,
+                kind: narrow(field(term, "type")?, "type")?,
+                flags: narrow(field(term, "flags")?, "flags")?,
                 stream_id: id(term)?,
                 payload: payload.as_slice(),
             })

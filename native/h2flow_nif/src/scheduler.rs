@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 use h2flow_core::{Scheduler, SchedulerConfig};
 use rustler::{Encoder, Env, NifResult, ResourceArc, Term};
 
-use crate::terms::{self, encode_error, field, misuse};
+use crate::terms::{self, encode_error, field, misuse, narrow};
 
 pub struct SchedulerResource(Mutex<Scheduler>);
 
@@ -22,7 +22,7 @@ fn scheduler_new<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
     let cfg = SchedulerConfig {
         initial_stream_window: field(opts, "initial_stream_window")?.decode()?,
         initial_connection_window: field(opts, "initial_connection_window")?.decode()?,
-        update_threshold_percent: field(opts, "window_update_threshold")?.decode()?,
+        update_threshold_percent: narrow(field(opts, "window_update_threshold")?, "window_update_threshold")?,
         adaptive: false,
         max_connection_window: field(opts, "initial_connection_window")?.decode()?,
         max_stream_window: field(opts, "initial_stream_window")?.decode()?,

@@ -137,6 +137,8 @@ pub struct Connection {
     last_accepted_id: u32,
     peer: PeerSettings,
     send_window: Window,
+    /// Data waits for the connection send window (a stall, counted once until it opens).
+    conn_stalled: bool,
     /// Streams with something to send, in round-robin order.
     ready: VecDeque<u32>,
     queued_total: u64,
@@ -145,6 +147,7 @@ pub struct Connection {
     settings_unacked: VecDeque<Instant>,
     /// Our first SETTINGS (the concurrency limit) was acknowledged.
     settings_acked: bool,
+    refused_before_ack: u32,
     pending_acks: u32,
     probe_payload: Option<[u8; 8]>,
     probes: u64,
@@ -176,13 +179,18 @@ impl Connection {
             closed: ClosedStreams::new(cfg.closed_stream_memory.max(4 * cfg.max_concurrent_streams) as usize),
             last_client_id: 0,
             last_accepted_id: 0,
-            peer: PeerSettings { initial_window_size: DEFAULT_WINDOW, max_frame_size: DEFAULT_MAX_FRAME_SIZE },
+            peer: PeerSettings {
+                initial_window_size: DEFAULT_WINDOW,
+                max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            },
             send_window: Window::new(DEFAULT_WINDOW),
+            conn_stalled: false,
             ready: VecDeque::new(),
             queued_total: 0,
             scheduler: Scheduler::new(window_cfg),
             settings_unacked: VecDeque::new(),
             settings_acked: false,
+            refused_before_ack: 0,
             pending_acks: 0,
             probe_payload: None,
             probes: 0,
@@ -259,7 +267,9 @@ impl Connection {
     /// The application consumed `n` body bytes of a stream: they become credit for the peer.
     /// Consuming on a stream that is gone is a no-op; more than was received is a caller bug.
     pub fn consume(&mut self, stream_id: u32, n: u64) -> Result<(), SendError> {
-        self.scheduler.consume(stream_id, n).map_err(|_| SendError::Misuse("consumed more bytes than were received"))
+        self.scheduler
+            .consume(stream_id, n)
+            .map_err(|_| SendError::Misuse("consumed more bytes than were received"))
     }
 
     /// Everything to write now, in one buffer: queued frames, acknowledgements, and the
@@ -312,7 +322,11 @@ impl Connection {
     fn send_goaway(&mut self, last_stream_id: u32, code: ErrorCode, debug: &[u8]) {
         let last = self.goaway_sent.map_or(last_stream_id, |prev| prev.min(last_stream_id));
         self.goaway_sent = Some(last);
-        self.write_frame(frame::Frame::GoAway(frame::GoAway { last_stream_id: last, error_code: code, debug_data: debug }));
+        self.write_frame(frame::Frame::GoAway(frame::GoAway {
+            last_stream_id: last,
+            error_code: code,
+            debug_data: debug,
+        }));
     }
 
     /// A connection error: GOAWAY with the error and its message, and stop processing.
@@ -329,7 +343,10 @@ impl Connection {
     /// time is a connection error; the GOAWAY is queued.
     pub fn check_timeouts(&mut self, now: Instant) -> Result<(), Error> {
         match self.settings_unacked.front() {
-            Some(&sent) if self.phase != Phase::Closed && now.saturating_duration_since(sent) > self.cfg.settings_timeout => {
+            Some(&sent)
+                if self.phase != Phase::Closed
+                    && now.saturating_duration_since(sent) > self.cfg.settings_timeout =>
+            {
                 let e = Error::connection(
                     ErrorCode::SETTINGS_TIMEOUT,
                     "SETTINGS not acknowledged in time (RFC 9113 6.5.3)",

@@ -6,13 +6,19 @@ use std::time::Instant;
 use super::{Connection, Event, Payload, PendingBlock, Phase, Stream, PREFACE};
 use crate::error::{conn, stream, Error, ErrorCode};
 use crate::fields;
-use crate::frame::{self, kind, Continuation, Data, Frame, GoAway, Head, Headers, Ping, PriorityFrame, RstStream};
+use crate::frame::{
+    self, kind, Continuation, Data, Frame, GoAway, Head, Headers, Ping, PriorityFrame, RstStream,
+};
 use crate::frame::{setting, Settings, WindowUpdate, HEADER_LEN};
 use crate::hpack::{DecodeError, HeaderList};
 use crate::scheduler::DEFAULT_WINDOW;
 use crate::stream::{Closed, State};
 
-const FIRST_FRAME_NOT_SETTINGS: &str = "the client preface must be followed by a SETTINGS frame (RFC 9113 3.4)";
+const FIRST_FRAME_NOT_SETTINGS: &str =
+    "the client preface must be followed by a SETTINGS frame (RFC 9113 3.4)";
+
+/// Streams refused before the peer acknowledged our SETTINGS that do not count as a flood.
+const PRE_ACK_REFUSALS: u32 = 1000;
 
 impl Connection {
     pub(super) fn recv_inner(&mut self, input: &[u8], now: Instant) -> Result<(), Error> {
@@ -70,7 +76,10 @@ impl Connection {
         }
         let Some(head) = Head::parse(&self.carry) else { return Ok(used) };
         if head.length > self.cfg.max_frame_size {
-            return Err(conn(ErrorCode::FRAME_SIZE_ERROR, "frame exceeds SETTINGS_MAX_FRAME_SIZE (RFC 9113 4.2)"));
+            return Err(conn(
+                ErrorCode::FRAME_SIZE_ERROR,
+                "frame exceeds SETTINGS_MAX_FRAME_SIZE (RFC 9113 4.2)",
+            ));
         }
         let total = HEADER_LEN + head.length as usize;
         let n = (total - self.carry.len()).min(input.len() - used);
@@ -103,7 +112,10 @@ impl Connection {
             return Err(e);
         }
         if head.kind != kind::PRIORITY && self.is_idle(head.stream_id) {
-            return Err(conn(ErrorCode::PROTOCOL_ERROR, "frame other than HEADERS or PRIORITY on an idle stream (RFC 9113 5.1)"));
+            return Err(conn(
+                ErrorCode::PROTOCOL_ERROR,
+                "frame other than HEADERS or PRIORITY on an idle stream (RFC 9113 5.1)",
+            ));
         }
         self.check(Err(e), now)
     }
@@ -135,9 +147,10 @@ impl Connection {
             Frame::Priority(p) => self.on_priority(p),
             Frame::RstStream(r) => self.on_rst_stream(r, now),
             Frame::Settings(s) => self.on_settings(s),
-            Frame::PushPromise(_) => {
-                Err(conn(ErrorCode::PROTOCOL_ERROR, "a client cannot push: PUSH_PROMISE received (RFC 9113 8.4)"))
-            }
+            Frame::PushPromise(_) => Err(conn(
+                ErrorCode::PROTOCOL_ERROR,
+                "a client cannot push: PUSH_PROMISE received (RFC 9113 8.4)",
+            )),
             Frame::Ping(p) => self.on_ping(p, now),
             Frame::GoAway(g) => self.on_goaway(g, input),
             Frame::WindowUpdate(w) => self.on_window_update(w),
@@ -164,7 +177,7 @@ impl Connection {
     /// A stream the client has not opened yet (§5.1 "idle"); servers never open streams, so
     /// every even id is idle too.
     fn is_idle(&self, id: u32) -> bool {
-        id > self.last_client_id || id % 2 == 0
+        id > self.last_client_id || id.is_multiple_of(2)
     }
 
     fn on_data(&mut self, d: Data<'_>, input: Option<&[u8]>, now: Instant) -> Result<(), Error> {
@@ -192,7 +205,11 @@ impl Connection {
         s.received += len as u64;
         if let Some(cl) = s.content_length {
             if s.received > cl || (d.end_stream && s.received != cl) {
-                return Err(stream(id, ErrorCode::PROTOCOL_ERROR, "DATA does not match content-length (RFC 9113 8.1.1)"));
+                return Err(stream(
+                    id,
+                    ErrorCode::PROTOCOL_ERROR,
+                    "DATA does not match content-length (RFC 9113 8.1.1)",
+                ));
             }
         }
         if len == 0 && !d.end_stream {
@@ -203,7 +220,10 @@ impl Connection {
             return Ok(());
         }
         let data = match input {
-            Some(input) => Payload::Input { start: d.data.as_ptr() as usize - input.as_ptr() as usize, len: len as usize },
+            Some(input) => Payload::Input {
+                start: d.data.as_ptr() as usize - input.as_ptr() as usize,
+                len: len as usize,
+            },
             None => Payload::Owned(d.data.to_vec()),
         };
         self.events.push(Event::Data { stream_id: id, data, end_stream: d.end_stream });
@@ -244,7 +264,10 @@ impl Connection {
 
     fn on_continuation(&mut self, c: Continuation<'_>, now: Instant) -> Result<(), Error> {
         let Some(b) = self.block.as_mut() else {
-            return Err(conn(ErrorCode::PROTOCOL_ERROR, "CONTINUATION without a preceding HEADERS (RFC 9113 6.10)"));
+            return Err(conn(
+                ErrorCode::PROTOCOL_ERROR,
+                "CONTINUATION without a preceding HEADERS (RFC 9113 6.10)",
+            ));
         };
         b.frames += 1;
         if b.frames > 1 + self.cfg.max_continuation_frames
@@ -262,7 +285,10 @@ impl Connection {
 
     fn continuation_flood(&mut self) -> Error {
         self.stats.defences.continuation_flood += 1;
-        conn(ErrorCode::ENHANCE_YOUR_CALM, "header block with too many CONTINUATION frames or bytes (CVE-2024-27316)")
+        conn(
+            ErrorCode::ENHANCE_YOUR_CALM,
+            "header block with too many CONTINUATION frames or bytes (CVE-2024-27316)",
+        )
     }
 
     /// A complete header block: HPACK-decoded first in every case, so the decoder stays in step
@@ -284,8 +310,11 @@ impl Connection {
         if self.streams.contains_key(&id) {
             return self.on_trailers(id, fields, end_stream, too_large);
         }
-        if id % 2 == 0 {
-            return Err(conn(ErrorCode::PROTOCOL_ERROR, "a client opened an even-numbered stream (RFC 9113 5.1.1)"));
+        if id.is_multiple_of(2) {
+            return Err(conn(
+                ErrorCode::PROTOCOL_ERROR,
+                "a client opened an even-numbered stream (RFC 9113 5.1.1)",
+            ));
         }
         if id <= self.last_client_id {
             return match self.closed.get(id) {
@@ -310,7 +339,11 @@ impl Connection {
             return Ok(());
         }
         if self_dependent {
-            return Err(stream(id, ErrorCode::PROTOCOL_ERROR, "a stream cannot depend on itself (RFC 9113 5.3.1)"));
+            return Err(stream(
+                id,
+                ErrorCode::PROTOCOL_ERROR,
+                "a stream cannot depend on itself (RFC 9113 5.3.1)",
+            ));
         }
         if too_large {
             self.stats.defences.header_list_too_large += 1;
@@ -321,7 +354,8 @@ impl Connection {
             self.refuse(id, now);
             return Ok(());
         }
-        let info = fields::validate_request(&fields).map_err(|m| stream(id, ErrorCode::PROTOCOL_ERROR, m.0))?;
+        let info =
+            fields::validate_request(&fields).map_err(|m| stream(id, ErrorCode::PROTOCOL_ERROR, m.0))?;
         if end_stream && info.content_length.is_some_and(|n| n > 0) {
             return Err(stream(
                 id,
@@ -346,21 +380,39 @@ impl Connection {
         Ok(())
     }
 
-    fn on_trailers(&mut self, id: u32, fields: HeaderList, end_stream: bool, too_large: bool) -> Result<(), Error> {
+    fn on_trailers(
+        &mut self,
+        id: u32,
+        fields: HeaderList,
+        end_stream: bool,
+        too_large: bool,
+    ) -> Result<(), Error> {
         let Some(s) = self.streams.get(&id) else { return Ok(()) };
         if !s.state.peer_may_send() {
             return Err(stream(id, ErrorCode::STREAM_CLOSED, "HEADERS after END_STREAM (RFC 9113 5.1)"));
         }
         if !end_stream {
-            return Err(stream(id, ErrorCode::PROTOCOL_ERROR, "a second HEADERS frame without END_STREAM (RFC 9113 8.1)"));
+            return Err(stream(
+                id,
+                ErrorCode::PROTOCOL_ERROR,
+                "a second HEADERS frame without END_STREAM (RFC 9113 8.1)",
+            ));
         }
         if too_large {
             self.stats.defences.header_list_too_large += 1;
-            return Err(stream(id, ErrorCode::PROTOCOL_ERROR, "trailers over SETTINGS_MAX_HEADER_LIST_SIZE (RFC 9113 6.5.2)"));
+            return Err(stream(
+                id,
+                ErrorCode::PROTOCOL_ERROR,
+                "trailers over SETTINGS_MAX_HEADER_LIST_SIZE (RFC 9113 6.5.2)",
+            ));
         }
         fields::validate_trailers(&fields).map_err(|m| stream(id, ErrorCode::PROTOCOL_ERROR, m.0))?;
         if s.content_length.is_some_and(|cl| cl != s.received) {
-            return Err(stream(id, ErrorCode::PROTOCOL_ERROR, "body shorter than content-length (RFC 9113 8.1.1)"));
+            return Err(stream(
+                id,
+                ErrorCode::PROTOCOL_ERROR,
+                "body shorter than content-length (RFC 9113 8.1.1)",
+            ));
         }
         self.scheduler.end_stream(id);
         self.events.push(Event::Trailers { stream_id: id, fields });
@@ -387,14 +439,27 @@ impl Connection {
     /// A peer that keeps doing this after acknowledging the limit gets a GOAWAY that still lets
     /// the streams we accepted finish.
     fn refuse(&mut self, id: u32, now: Instant) {
-        self.write_frame(Frame::RstStream(RstStream { stream_id: id, error_code: ErrorCode::REFUSED_STREAM }));
+        self.write_frame(Frame::RstStream(RstStream {
+            stream_id: id,
+            error_code: ErrorCode::REFUSED_STREAM,
+        }));
         self.stats.streams_refused += 1;
         self.closed.insert(id, Closed::ResetByUs);
-        if self.settings_acked && !self.refused_streams.take(now) {
+        // Before it acknowledged our SETTINGS the peer may not know the limit: a generous
+        // allowance, so that an honest burst is refused, not cut off, but not an unbounded one.
+        let excused = !self.settings_acked && {
+            self.refused_before_ack += 1;
+            self.refused_before_ack <= PRE_ACK_REFUSALS
+        };
+        if !excused && !self.refused_streams.take(now) {
             self.stats.defences.refused_stream_flood += 1;
             if self.goaway_sent.is_none() {
                 let last = self.last_accepted_id;
-                self.send_goaway(last, ErrorCode::ENHANCE_YOUR_CALM, b"too many streams over the advertised limit");
+                self.send_goaway(
+                    last,
+                    ErrorCode::ENHANCE_YOUR_CALM,
+                    b"too many streams over the advertised limit",
+                );
             }
         }
     }
@@ -402,7 +467,11 @@ impl Connection {
     fn on_priority(&mut self, p: PriorityFrame) -> Result<(), Error> {
         // §5.3.2: priority signals are ignored, but a self-dependency is still an error.
         if p.priority.dependency == p.stream_id {
-            return Err(stream(p.stream_id, ErrorCode::PROTOCOL_ERROR, "a stream cannot depend on itself (RFC 9113 5.3.1)"));
+            return Err(stream(
+                p.stream_id,
+                ErrorCode::PROTOCOL_ERROR,
+                "a stream cannot depend on itself (RFC 9113 5.3.1)",
+            ));
         }
         Ok(())
     }
@@ -431,12 +500,16 @@ impl Connection {
             if self.settings_unacked.pop_front().is_some() && !self.settings_acked {
                 self.settings_acked = true;
                 self.decoder.header_table_size_acked();
+                self.scheduler.initial_window_acked();
             }
             return Ok(());
         }
         if s.len() > self.cfg.max_settings_entries as usize {
             self.stats.defences.settings_flood += 1;
-            return Err(conn(ErrorCode::ENHANCE_YOUR_CALM, "too many parameters in one SETTINGS frame (CVE-2019-9515)"));
+            return Err(conn(
+                ErrorCode::ENHANCE_YOUR_CALM,
+                "too many parameters in one SETTINGS frame (CVE-2019-9515)",
+            ));
         }
         // §6.5.3: values are processed in the order they appear.
         for (id, value) in s.params() {
@@ -456,7 +529,10 @@ impl Connection {
         self.pending_acks += 1;
         if self.pending_acks > self.cfg.max_pending_acks {
             self.stats.defences.ack_flood += 1;
-            return Err(conn(ErrorCode::ENHANCE_YOUR_CALM, "too many PING or SETTINGS frames to acknowledge (CVE-2019-9512)"));
+            return Err(conn(
+                ErrorCode::ENHANCE_YOUR_CALM,
+                "too many PING or SETTINGS frames to acknowledge (CVE-2019-9512)",
+            ));
         }
         Ok(())
     }
@@ -492,6 +568,7 @@ impl Connection {
     fn on_window_update(&mut self, w: WindowUpdate) -> Result<(), Error> {
         let id = w.stream_id;
         if id == 0 {
+            self.conn_stalled = false;
             return self.send_window.increase(w.increment).map_err(|_| {
                 conn(ErrorCode::FLOW_CONTROL_ERROR, "connection window above 2^31-1 (RFC 9113 6.9.1)")
             });
@@ -501,16 +578,17 @@ impl Connection {
         }
         let Some(s) = self.streams.get_mut(&id) else {
             return match self.closed.get(id) {
-                Some(Closed::ResetByPeer) => {
-                    Err(stream(id, ErrorCode::STREAM_CLOSED, "WINDOW_UPDATE on a reset stream (RFC 9113 5.1)"))
-                }
+                Some(Closed::ResetByPeer) => Err(stream(
+                    id,
+                    ErrorCode::STREAM_CLOSED,
+                    "WINDOW_UPDATE on a reset stream (RFC 9113 5.1)",
+                )),
                 _ => Ok(()),
             };
         };
-        s.send
-            .window
-            .increase(w.increment)
-            .map_err(|_| stream(id, ErrorCode::FLOW_CONTROL_ERROR, "stream window above 2^31-1 (RFC 9113 6.9.1)"))?;
+        s.send.window.increase(w.increment).map_err(|_| {
+            stream(id, ErrorCode::FLOW_CONTROL_ERROR, "stream window above 2^31-1 (RFC 9113 6.9.1)")
+        })?;
         self.make_ready(id);
         Ok(())
     }

@@ -67,12 +67,26 @@ impl SendState {
     fn has_work(&self) -> bool {
         self.queued > 0 || self.end_queued
     }
+
+    /// Bytes are queued and the stream's own window is exhausted: a stall, counted once until
+    /// a WINDOW_UPDATE makes the stream ready again.
+    fn check_stall(&mut self, stats: &mut crate::stats::Stats) {
+        if self.queued > 0 && self.window.available() == 0 && !self.stalled {
+            self.stalled = true;
+            stats.stream_stalls += 1;
+        }
+    }
 }
 
 impl Connection {
     /// Sends response HEADERS (the first call, with `:status` first) or trailers (a later call;
     /// requires `end_stream`, no pseudo-header fields). Trailers wait behind queued DATA.
-    pub fn send_headers(&mut self, id: u32, fields: &[(&[u8], &[u8])], end_stream: bool) -> Result<Sent, SendError> {
+    pub fn send_headers(
+        &mut self,
+        id: u32,
+        fields: &[(&[u8], &[u8])],
+        end_stream: bool,
+    ) -> Result<Sent, SendError> {
         if !self.sendable(id)? {
             return Ok(Sent::StreamClosed);
         }
@@ -162,6 +176,7 @@ impl Connection {
         s.send.queue.push_back(Bytes::copy_from_slice(rest));
         s.send.queued += rest.len() as u64;
         s.send.end_queued = end_stream;
+        s.send.check_stall(&mut self.stats);
         let queued = s.send.queued;
         if queued >= self.cfg.max_send_queue as u64 {
             s.send.notify = true;
@@ -180,7 +195,7 @@ impl Connection {
             self.reset(id, code);
             return Ok(Sent::Queued(0));
         }
-        if id == 0 || id > self.last_client_id || id % 2 == 0 {
+        if id == 0 || id > self.last_client_id || id.is_multiple_of(2) {
             return Err(SendError::Misuse("no such stream"));
         }
         Ok(Sent::StreamClosed)
@@ -189,7 +204,7 @@ impl Connection {
     /// Whether we may send on stream `id`: `false` if it is gone (counted), misuse if it never
     /// existed or we already ended it.
     fn sendable(&mut self, id: u32) -> Result<bool, SendError> {
-        if id == 0 || id > self.last_client_id || id % 2 == 0 {
+        if id == 0 || id > self.last_client_id || id.is_multiple_of(2) {
             return Err(SendError::Misuse("no such stream"));
         }
         match self.streams.get(&id) {
@@ -201,13 +216,22 @@ impl Connection {
                 }
             }
             _ => {
+                if !self.is_closed() && self.closed.get(id) == Some(Closed::EndStream) {
+                    // Both sides ended it, so the application already sent its END_STREAM.
+                    return Err(SendError::Misuse("the stream was already ended"));
+                }
                 self.stats.writes_to_closed_streams += 1;
                 Ok(false)
             }
         }
     }
 
-    fn write_header_block<'a>(&mut self, id: u32, fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>, end_stream: bool) {
+    fn write_header_block<'a>(
+        &mut self,
+        id: u32,
+        fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+        end_stream: bool,
+    ) {
         let mut block = Vec::new();
         self.encoder.encode(fields, &mut block);
         self.stats.count_sent(frame::kind::HEADERS);
@@ -250,7 +274,8 @@ impl Connection {
     /// Puts a stream with work and window in the round-robin list.
     pub(super) fn make_ready(&mut self, id: u32) {
         if let Some(s) = self.streams.get_mut(&id) {
-            if s.send.has_work() && !s.send.in_ready && (s.send.window.available() > 0 || s.send.queued == 0) {
+            if s.send.has_work() && !s.send.in_ready && (s.send.window.available() > 0 || s.send.queued == 0)
+            {
                 s.send.in_ready = true;
                 s.send.stalled = false;
                 self.ready.push_back(id);
@@ -288,19 +313,22 @@ impl Connection {
             let Some(s) = self.streams.get_mut(&id) else { continue };
             s.send.in_ready = false;
             if s.send.queued > 0 {
-                let n = (s.send.queued.min(max_frame as u64) as u32).min(s.send.window.available()).min(conn_available);
+                let n = (s.send.queued.min(max_frame as u64) as u32)
+                    .min(s.send.window.available())
+                    .min(conn_available);
                 if n == 0 {
                     if conn_available == 0 {
-                        // The connection window is the limit: everyone waits, in order.
+                        // The connection window is the limit: everyone waits, in order. One
+                        // stall until the peer opens the connection window again.
                         s.send.in_ready = true;
                         self.ready.push_front(id);
-                        self.stats.connection_stalls += 1;
+                        if !self.conn_stalled {
+                            self.conn_stalled = true;
+                            self.stats.connection_stalls += 1;
+                        }
                         break;
                     }
-                    if !s.send.stalled {
-                        s.send.stalled = true;
-                        self.stats.stream_stalls += 1;
-                    }
+                    s.send.check_stall(&mut self.stats);
                     continue;
                 }
                 let chunk = take_front(&mut s.send.queue, n as usize);
@@ -312,6 +340,7 @@ impl Connection {
                 if notify {
                     s.send.notify = false;
                 }
+                s.send.check_stall(&mut self.stats);
                 self.send_window.consume(n);
                 self.queued_total -= n as u64;
                 write_data(&mut self.output, &mut self.stats, id, &chunk, end);
@@ -336,7 +365,13 @@ impl Connection {
     }
 }
 
-fn write_data(output: &mut Vec<u8>, stats: &mut crate::stats::Stats, id: u32, chunk: &[u8], end_stream: bool) {
+fn write_data(
+    output: &mut Vec<u8>,
+    stats: &mut crate::stats::Stats,
+    id: u32,
+    chunk: &[u8],
+    end_stream: bool,
+) {
     stats.count_sent(frame::kind::DATA);
     stats.data_bytes_sent += chunk.len() as u64;
     frame::encode_data_head(id, chunk.len() as u32, end_stream, false, output);

@@ -77,7 +77,8 @@ pub fn window_update(stream_id: u32, increment: u32) -> Vec<u8> {
 
 pub fn rst_stream(stream_id: u32, code: u32) -> Vec<u8> {
     let mut out = Vec::new();
-    Frame::RstStream(frame::RstStream { stream_id, error_code: h2flow_core::ErrorCode(code) }).encode(&mut out);
+    Frame::RstStream(frame::RstStream { stream_id, error_code: h2flow_core::ErrorCode(code) })
+        .encode(&mut out);
     out
 }
 
@@ -117,10 +118,14 @@ pub fn parse_output(mut buf: &[u8]) -> Vec<Out> {
                 end_headers: h.end_headers,
                 block: h.fragment.to_vec(),
             },
-            Frame::Continuation(c) => {
-                Out::Continuation { stream_id: c.stream_id, end_headers: c.end_headers, block: c.fragment.to_vec() }
+            Frame::Continuation(c) => Out::Continuation {
+                stream_id: c.stream_id,
+                end_headers: c.end_headers,
+                block: c.fragment.to_vec(),
+            },
+            Frame::Data(d) => {
+                Out::Data { stream_id: d.stream_id, len: d.data.len(), end_stream: d.end_stream }
             }
-            Frame::Data(d) => Out::Data { stream_id: d.stream_id, len: d.data.len(), end_stream: d.end_stream },
             Frame::RstStream(r) => Out::RstStream { stream_id: r.stream_id, code: r.error_code.0 },
             Frame::Ping(p) => Out::Ping { ack: p.ack, data: p.data },
             Frame::GoAway(g) => Out::GoAway {
@@ -147,7 +152,12 @@ pub struct Harness {
 impl Harness {
     pub fn new(cfg: Config) -> Harness {
         let now = Instant::now();
-        Harness { conn: Connection::new(cfg, now).expect("config"), now, written: Vec::new(), flushes_with_output: 0 }
+        Harness {
+            conn: Connection::new(cfg, now).expect("config"),
+            now,
+            written: Vec::new(),
+            flushes_with_output: 0,
+        }
     }
 
     /// A connection past the preface: client SETTINGS sent, server SETTINGS acknowledged.
@@ -219,8 +229,13 @@ impl Harness {
     }
 
     pub fn window_updates_written(&self) -> (usize, usize) {
-        let conn = self.written.iter().filter(|f| matches!(f, Out::WindowUpdate { stream_id: 0, .. })).count();
-        let stream = self.written.iter().filter(|f| matches!(f, Out::WindowUpdate { stream_id, .. } if *stream_id != 0)).count();
+        let conn =
+            self.written.iter().filter(|f| matches!(f, Out::WindowUpdate { stream_id: 0, .. })).count();
+        let stream = self
+            .written
+            .iter()
+            .filter(|f| matches!(f, Out::WindowUpdate { stream_id, .. } if *stream_id != 0))
+            .count();
         (conn, stream)
     }
 }
@@ -241,11 +256,15 @@ impl Ev {
     fn from(e: Event, input: &[u8]) -> Ev {
         let strings = |l: &h2flow_core::hpack::HeaderList| {
             l.iter()
-                .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), String::from_utf8_lossy(v).into_owned()))
+                .map(|(n, v)| {
+                    (String::from_utf8_lossy(n).into_owned(), String::from_utf8_lossy(v).into_owned())
+                })
                 .collect()
         };
         match e {
-            Event::Headers { stream_id, fields, end_stream } => Ev::Headers { stream_id, fields: strings(&fields), end_stream },
+            Event::Headers { stream_id, fields, end_stream } => {
+                Ev::Headers { stream_id, fields: strings(&fields), end_stream }
+            }
             Event::Data { stream_id, data, end_stream } => {
                 Ev::Data { stream_id, data: data.resolve(input).to_vec(), end_stream }
             }
@@ -297,13 +316,25 @@ pub fn post(stream_id: u32, content_length: Option<usize>) -> Vec<u8> {
 /// One HEADERS frame carrying `fragment` as it is.
 pub fn headers_frame(stream_id: u32, fragment: &[u8], end_stream: bool, end_headers: bool) -> Vec<u8> {
     let mut out = Vec::new();
-    Frame::Headers(frame::Headers { stream_id, end_stream, end_headers, priority: None, fragment, pad_len: None })
-        .encode(&mut out);
+    Frame::Headers(frame::Headers {
+        stream_id,
+        end_stream,
+        end_headers,
+        priority: None,
+        fragment,
+        pad_len: None,
+    })
+    .encode(&mut out);
     out
 }
 
 /// HEADERS with a priority field (RFC 9113 6.2).
-pub fn headers_with_priority(stream_id: u32, fields: &[(&str, &str)], end_stream: bool, dependency: u32) -> Vec<u8> {
+pub fn headers_with_priority(
+    stream_id: u32,
+    fields: &[(&str, &str)],
+    end_stream: bool,
+    dependency: u32,
+) -> Vec<u8> {
     let block = literal_block(fields);
     let mut out = Vec::new();
     let priority = Some(frame::Priority { exclusive: false, dependency, weight: 15 });
@@ -327,7 +358,8 @@ pub fn continuation(stream_id: u32, fragment: &[u8], end_headers: bool) -> Vec<u
 
 pub fn padded_data(stream_id: u32, payload: &[u8], pad_len: u8, end_stream: bool) -> Vec<u8> {
     let mut out = Vec::new();
-    Frame::Data(frame::Data { stream_id, end_stream, data: payload, pad_len: Some(pad_len) }).encode(&mut out);
+    Frame::Data(frame::Data { stream_id, end_stream, data: payload, pad_len: Some(pad_len) })
+        .encode(&mut out);
     out
 }
 
@@ -346,8 +378,12 @@ pub fn ping_ack(data: [u8; 8]) -> Vec<u8> {
 
 pub fn goaway(last_stream_id: u32, code: u32, debug: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    Frame::GoAway(frame::GoAway { last_stream_id, error_code: h2flow_core::ErrorCode(code), debug_data: debug })
-        .encode(&mut out);
+    Frame::GoAway(frame::GoAway {
+        last_stream_id,
+        error_code: h2flow_core::ErrorCode(code),
+        debug_data: debug,
+    })
+    .encode(&mut out);
     out
 }
 
@@ -424,6 +460,9 @@ pub fn datas(frames: &[Out]) -> Vec<(u32, usize, bool)> {
         .collect()
 }
 
+/// A decoded header block: stream id, fields, the raw block.
+pub type Block = (u32, Vec<(String, String)>, Vec<u8>);
+
 /// Decodes the server's header blocks (HEADERS + CONTINUATION) with a real HPACK decoder.
 pub struct ResponseDecoder {
     decoder: h2flow_core::hpack::Decoder,
@@ -441,8 +480,8 @@ impl ResponseDecoder {
         ResponseDecoder { decoder: h2flow_core::hpack::Decoder::new(4096, u32::MAX), pending: None }
     }
 
-    /// Every complete header block in `frames`, decoded: (stream_id, fields, raw block).
-    pub fn decode(&mut self, frames: &[Out]) -> Vec<(u32, Vec<(String, String)>, Vec<u8>)> {
+    /// Every complete header block in `frames`, decoded.
+    pub fn decode(&mut self, frames: &[Out]) -> Vec<Block> {
         let mut blocks = Vec::new();
         for f in frames {
             let done = match f {
@@ -468,7 +507,9 @@ impl ResponseDecoder {
                 self.decoder.decode(&block, &mut list).expect("server wrote an undecodable header block");
                 let fields = list
                     .iter()
-                    .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), String::from_utf8_lossy(v).into_owned()))
+                    .map(|(n, v)| {
+                        (String::from_utf8_lossy(n).into_owned(), String::from_utf8_lossy(v).into_owned())
+                    })
                     .collect();
                 blocks.push((id, fields, block));
             }
@@ -497,5 +538,309 @@ impl Rng {
     /// Uniform in 0..n (n > 0).
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A client that respects flow control, and a simulated network between it and the engine.
+
+/// One request body the client is sending.
+#[derive(Clone, Debug)]
+pub struct Upload {
+    /// Body bytes still to send; `None`: a body of unknown length that never ends.
+    pub left: Option<usize>,
+    /// The client's send window for the stream.
+    pub window: i64,
+}
+
+/// A test client that respects flow control: it keeps the windows the server gave it (SETTINGS
+/// INITIAL_WINDOW_SIZE, WINDOW_UPDATE) and sends DATA only within them, and answers PING and
+/// SETTINGS like a real client. `buffered` is the server application's side: body bytes it was
+/// handed and has not consumed yet.
+pub struct Client {
+    pub h: Harness,
+    /// Bytes the client has written and the server has not read yet.
+    pub input: Vec<u8>,
+    pub conn_window: i64,
+    pub initial_window: i64,
+    pub open: std::collections::BTreeMap<u32, Upload>,
+    pub buffered: std::collections::BTreeMap<u32, usize>,
+    /// Request bodies received in full by the server application (END_STREAM seen).
+    pub bodies_complete: std::collections::BTreeSet<u32>,
+    /// Streams whose response the client received in full.
+    pub responses: std::collections::BTreeSet<u32>,
+    pub refused: Vec<u32>,
+    pub goaways: Vec<(u32, u32)>,
+    /// Every frame the client read.
+    pub read_frames: Vec<Out>,
+    next_id: u32,
+}
+
+impl Client {
+    /// Takes over an established harness; replays what the server wrote during the handshake.
+    pub fn new(h: Harness) -> Client {
+        let mut c = Client {
+            h,
+            input: Vec::new(),
+            conn_window: 65_535,
+            initial_window: 65_535,
+            open: Default::default(),
+            buffered: Default::default(),
+            bodies_complete: Default::default(),
+            responses: Default::default(),
+            refused: Vec::new(),
+            goaways: Vec::new(),
+            read_frames: Vec::new(),
+            next_id: 1,
+        };
+        let written = c.h.written.clone();
+        c.read(&written);
+        // The handshake already acknowledged the server's SETTINGS.
+        c.input.clear();
+        c
+    }
+
+    /// A client that has written its preface and SETTINGS but read nothing yet.
+    pub fn fresh(cfg: h2flow_core::Config) -> Client {
+        let mut c = Client::new(Harness::new(cfg));
+        c.input = [PREFACE.to_vec(), settings(&[])].concat();
+        c
+    }
+
+    pub fn open_post(&mut self, content_length: Option<usize>) -> u32 {
+        let id = self.next_id;
+        self.next_id += 2;
+        self.input.extend(post(id, content_length));
+        self.open.insert(id, Upload { left: content_length, window: self.initial_window });
+        id
+    }
+
+    /// Some stream has body bytes to send and no window for any of them.
+    pub fn blocked(&self) -> bool {
+        let wants: Vec<&Upload> = self.open.values().filter(|u| u.left != Some(0)).collect();
+        !wants.is_empty() && wants.iter().all(|u| u.window.min(self.conn_window) <= 0)
+    }
+
+    /// Sends up to `budget` body bytes, one frame of at most 16 KiB per stream per turn, within
+    /// the windows; `padded` adds 10 octets of padding to each frame. Returns the bytes sent.
+    pub fn send_some(&mut self, budget: usize, padded: bool) -> usize {
+        let mut left = budget;
+        loop {
+            let before = left;
+            let ids: Vec<u32> = self.open.keys().copied().collect();
+            for id in ids {
+                let u = self.open[&id].clone();
+                let room = u.window.min(self.conn_window).max(0) as usize;
+                let pad = if padded { 10usize.min(room) } else { 0 };
+                let mut n = (room - pad).min(left).min(16_000);
+                if let Some(l) = u.left {
+                    n = n.min(l);
+                }
+                let end = u.left == Some(n);
+                if n == 0 && !end {
+                    continue;
+                }
+                let payload = vec![1u8; n];
+                if pad > 0 {
+                    self.input.extend(padded_data(id, &payload, pad as u8 - 1, end));
+                } else {
+                    self.input.extend(data(id, &payload, end));
+                }
+                self.conn_window -= (n + pad) as i64;
+                left -= n;
+                if end {
+                    self.open.remove(&id);
+                } else {
+                    let e = self.open.get_mut(&id).unwrap();
+                    e.left = u.left.map(|l| l - n);
+                    e.window -= (n + pad) as i64;
+                }
+            }
+            if left == 0 || left == before {
+                return budget - left;
+            }
+        }
+    }
+
+    /// The server application consumes `n` bytes of a stream.
+    pub fn consume(&mut self, id: u32, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.h.conn.consume(id, n as u64).unwrap();
+        let b = self.buffered.get_mut(&id).unwrap();
+        *b -= n;
+        if *b == 0 {
+            self.buffered.remove(&id);
+        }
+    }
+
+    /// The server application consumes everything it was handed.
+    pub fn consume_all(&mut self) {
+        let all: Vec<(u32, usize)> = self.buffered.iter().map(|(&id, &n)| (id, n)).collect();
+        for (id, n) in all {
+            self.consume(id, n);
+        }
+    }
+
+    /// The server reads bytes the client wrote; the application gets the events.
+    pub fn server_recv(&mut self, input: &[u8]) {
+        if input.is_empty() {
+            return;
+        }
+        let ev = self.h.recv(input).unwrap_or_else(|e| panic!("connection error: {e}"));
+        for e in ev {
+            match e {
+                Ev::Data { stream_id, data, end_stream } => {
+                    if !data.is_empty() {
+                        *self.buffered.entry(stream_id).or_default() += data.len();
+                    }
+                    if end_stream {
+                        self.bodies_complete.insert(stream_id);
+                    }
+                }
+                Ev::Trailers { stream_id, .. } => {
+                    self.bodies_complete.insert(stream_id);
+                }
+                Ev::StreamReset { stream_id, .. } | Ev::StreamError { stream_id, .. } => {
+                    self.buffered.remove(&stream_id);
+                }
+                _ => {}
+            }
+        }
+        let conn = &self.h.conn;
+        assert!(
+            conn.buffered() <= conn.scheduler().connection_window() as u64,
+            "buffered {} > connection window {}",
+            conn.buffered(),
+            conn.scheduler().connection_window()
+        );
+    }
+
+    /// Lockstep: the server reads everything the client wrote.
+    pub fn deliver(&mut self) {
+        let input = std::mem::take(&mut self.input);
+        self.server_recv(&input);
+    }
+
+    /// Lockstep: the server flushes, time passes, and the client reads what it wrote.
+    pub fn round_trip(&mut self, rtt: Duration) {
+        let out = self.h.flush();
+        self.h.advance(rtt);
+        self.read(&out);
+    }
+
+    /// The client reads frames the server wrote and reacts like a client would.
+    pub fn read(&mut self, out: &[Out]) {
+        for f in out {
+            self.read_frames.push(f.clone());
+            match f {
+                Out::Settings { ack: false, params } => {
+                    for &(id, v) in params {
+                        if id == setting::INITIAL_WINDOW_SIZE {
+                            let delta = v as i64 - self.initial_window;
+                            self.initial_window = v as i64;
+                            for s in self.open.values_mut() {
+                                s.window += delta;
+                            }
+                        }
+                    }
+                    self.input.extend(settings_ack());
+                }
+                Out::WindowUpdate { stream_id: 0, increment } => self.conn_window += *increment as i64,
+                Out::WindowUpdate { stream_id, increment } => {
+                    if let Some(s) = self.open.get_mut(stream_id) {
+                        s.window += *increment as i64;
+                    }
+                }
+                Out::Ping { ack: false, data } => self.input.extend(ping_ack(*data)),
+                Out::RstStream { stream_id, code } => {
+                    if *code == h2flow_core::ErrorCode::REFUSED_STREAM.0 {
+                        self.refused.push(*stream_id);
+                    }
+                    self.open.remove(stream_id);
+                }
+                Out::Headers { stream_id, end_stream: true, .. }
+                | Out::Data { stream_id, end_stream: true, .. } => {
+                    self.responses.insert(*stream_id);
+                }
+                Out::GoAway { last_stream_id, code, .. } => self.goaways.push((*last_stream_id, *code)),
+                _ => {}
+            }
+        }
+    }
+
+    pub fn window_updates_read(&self) -> (usize, usize) {
+        let wu = window_updates(&self.read_frames);
+        (wu.iter().filter(|w| w.0 == 0).count(), wu.iter().filter(|w| w.0 != 0).count())
+    }
+}
+
+/// A network between the client and the engine: each direction delays bytes by `one_way`; the
+/// client may put `rate` body bytes on the wire per step. Time advances in steps.
+pub struct Sim {
+    pub c: Client,
+    pub one_way: Duration,
+    pub step: Duration,
+    pub rate: usize,
+    to_server: std::collections::VecDeque<(Instant, Vec<u8>)>,
+    to_client: std::collections::VecDeque<(Instant, Vec<Out>)>,
+    /// Steps in a row the client was blocked by flow control; the longest such run.
+    pub blocked_run: usize,
+    pub longest_blocked_run: usize,
+    pub steps: usize,
+}
+
+impl Sim {
+    pub fn new(c: Client, one_way: Duration, step: Duration, rate: usize) -> Sim {
+        Sim {
+            c,
+            one_way,
+            step,
+            rate,
+            to_server: Default::default(),
+            to_client: Default::default(),
+            blocked_run: 0,
+            longest_blocked_run: 0,
+            steps: 0,
+        }
+    }
+
+    /// One step: the client reads what arrived and writes (control frames first, then DATA);
+    /// the server reads what arrived, the application runs `app`, the server flushes.
+    pub fn step(&mut self, mut app: impl FnMut(&mut Client)) {
+        let now = self.c.h.now;
+        while self.to_client.front().is_some_and(|(t, _)| *t <= now) {
+            let (_, out) = self.to_client.pop_front().unwrap();
+            self.c.read(&out);
+        }
+        // Blocked: body bytes to send and no window for any of them, so nothing went out.
+        let sent = self.c.send_some(self.rate, false);
+        if sent == 0 && self.c.blocked() {
+            self.blocked_run += 1;
+            self.longest_blocked_run = self.longest_blocked_run.max(self.blocked_run);
+        } else {
+            self.blocked_run = 0;
+        }
+        let written = std::mem::take(&mut self.c.input);
+        if !written.is_empty() {
+            self.to_server.push_back((now + self.one_way, written));
+        }
+        while self.to_server.front().is_some_and(|(t, _)| *t <= now) {
+            let (_, bytes) = self.to_server.pop_front().unwrap();
+            self.c.server_recv(&bytes);
+        }
+        app(&mut self.c);
+        let out = self.c.h.flush();
+        if !out.is_empty() {
+            self.to_client.push_back((now + self.one_way, out));
+        }
+        self.c.h.advance(self.step);
+        self.steps += 1;
+    }
+
+    /// Steps in one round trip.
+    pub fn rtt_steps(&self) -> usize {
+        (2 * self.one_way.as_nanos() / self.step.as_nanos()) as usize
     }
 }

@@ -1,0 +1,482 @@
+defmodule H2Flow.Demo do
+  @moduledoc """
+  The demo server behind `mix h2flow.demo`: a handler and a few helpers, public so that tests
+  and browser checks can start it on port 0. It is a demo, not an API to build on.
+
+      {:ok, demo} = H2Flow.Demo.start(port: 0, tls_port: 0, max_concurrent_streams: 100)
+      H2Flow.Demo.url(demo, :tls)        #=> "https://localhost:41567/"
+      # ... open the page with ?autorun=1, or run nghttp / h2load against /slow ...
+      H2Flow.Demo.counters(demo)         #=> %{in_flight: 0, peak_in_flight: 100, ...}
+      H2Flow.Demo.last_report(demo)      #=> what the page saw, e.g. %{"completed" => 300, ...}
+      H2Flow.Demo.stop(demo)
+
+  ## Endpoints
+
+    * `GET /`: the experiment page (`priv/demo/index.html`, no external assets). It fires `n`
+      fetches at `/slow?ms=…` over one connection and charts, live, the requests in flight at
+      the server, the limit it advertised (SETTINGS_MAX_CONCURRENT_STREAMS) and the
+      WINDOW_UPDATE frames it sent; it can also upload a large body to `/echo`. Query
+      parameters: `n` (default 300), `ms` (default 1000), `autorun=1` (run the fetches on load),
+      `upload=MiB` (run the upload on load, after the fetches if both are given). It POSTs
+      each result to `/report` and sets `data-done="1"` on `<body>` once everything ran.
+    * `GET /slow?ms=N`: waits N ms (default 1000, at most 60000), then answers. Counts the
+      requests in flight at the server and their peak.
+    * `POST /echo`: reads the whole body piece by piece and answers its size in bytes.
+    * `GET /stats`: JSON: `H2Flow.stats/1` of the server (h2c or TLS) that answered, the
+      demo's counters (see `counters/1`), `window_updates_sent` (connection + stream frames),
+      the engine settings in force (`max_concurrent_streams`, `initial_connection_window`, ...)
+      and `transport`.
+    * `POST /report`: stores a result, sent as `application/x-www-form-urlencoded` (at most
+      64 fields, 16 KiB); values that look like integers, floats or booleans are converted.
+      `GET /report` (or `/report?kind=upload`) answers the last one as JSON, `404` when none.
+    * `POST /reset`: zeroes the counters between experiments (see `reset/1`).
+
+  Browsers speak HTTP/2 only over TLS, so the page is meant for the TLS port; h2c is for curl,
+  nghttp and h2load.
+  """
+
+  @behaviour H2Flow.Handler
+
+  alias H2Flow.Req
+
+  @enforce_keys [:tcp, :tls, :counters, :table, :settings]
+  defstruct [:tcp, :tls, :counters, :table, :settings]
+
+  @typedoc """
+  A running demo: its h2c and TLS servers (`nil` when not started), the shared counters, the
+  table holding reports, and the engine settings both servers use.
+  """
+  @type t :: %__MODULE__{
+          tcp: H2Flow.server() | nil,
+          tls: H2Flow.server() | nil,
+          counters: :atomics.atomics_ref(),
+          table: :ets.tid(),
+          settings: map()
+        }
+
+  # :atomics indices of the demo counters, reported by counters/1 in this order.
+  @counters [
+    :in_flight,
+    :peak_in_flight,
+    :slow_started,
+    :slow_completed,
+    :echo_completed,
+    :echo_last_bytes,
+    :echo_largest_read,
+    :reports
+  ]
+  @index @counters |> Enum.with_index(1) |> Map.new()
+
+  @max_ms 60_000
+  @max_report_bytes 16_384
+  @max_report_fields 64
+
+  @page_path Path.expand("../../priv/demo/index.html", __DIR__)
+  @external_resource @page_path
+  @page File.read!(@page_path)
+
+  @start_defaults [port: 8080, tls_port: 8443, tls: true, ip: {0, 0, 0, 0}]
+
+  @doc """
+  Starts the demo: an h2c server on `:port` and, unless `tls: false`, a TLS server on
+  `:tls_port` with a certificate for `localhost` from `H2Flow.TLS.self_signed/1`. Both servers
+  are linked to the caller and share the counters; the report table belongs to the caller.
+
+  Options: `:port` (default 8080), `:tls_port` (default 8443), `:tls` (default `true`), `:ip`
+  (default `{0, 0, 0, 0}`), and any engine option of `H2Flow` (`:max_concurrent_streams`,
+  `:initial_connection_window`, `:initial_stream_window`, `:adaptive_window`, ...). Unknown
+  options and invalid values raise `ArgumentError`.
+  """
+  @spec start(keyword()) :: {:ok, t()} | {:error, term()}
+  def start(opts \\ []) do
+    engine_keys = H2Flow.Engine.Options.keys()
+    {engine_opts, opts} = Keyword.split(opts, engine_keys)
+
+    for {key, _} <- opts, not Keyword.has_key?(@start_defaults, key) do
+      raise ArgumentError, "unknown option #{inspect(key)}"
+    end
+
+    opts = Keyword.merge(@start_defaults, opts)
+    settings = H2Flow.Engine.Options.validate!(engine_opts)
+    table = :ets.new(__MODULE__, [:public, :set, read_concurrency: true])
+    counters = :atomics.new(length(@counters), signed: true)
+    demo = %__MODULE__{tcp: nil, tls: nil, counters: counters, table: table, settings: settings}
+    common = [handler: __MODULE__, ip: opts[:ip]] ++ engine_opts
+
+    with {:ok, tcp} <- start_server(demo, :tcp, [port: opts[:port]] ++ common),
+         {:ok, tls} <- maybe_start_tls(%{demo | tcp: tcp}, opts, common) do
+      {:ok, %{demo | tcp: tcp, tls: tls}}
+    end
+  end
+
+  defp maybe_start_tls(demo, opts, common) do
+    if opts[:tls] do
+      tls = [port: opts[:tls_port], tls: H2Flow.TLS.self_signed(["localhost"])]
+      start_server(demo, :tls, [transport: :tls] ++ tls ++ common)
+    else
+      {:ok, nil}
+    end
+  end
+
+  # Undoes what was started when a later server fails (e.g. its port is in use).
+  defp start_server(demo, transport, opts) do
+    case start_one(demo, transport, opts) do
+      {:ok, _} = ok ->
+        ok
+
+      {:error, _} = error ->
+        stop(demo)
+        error
+    end
+  end
+
+  defp start_one(demo, transport, opts) do
+    state = %{counters: demo.counters, table: demo.table, settings: demo.settings}
+    state = Map.put(state, :transport, transport)
+
+    case H2Flow.start_link([handler_opts: state] ++ opts) do
+      {:ok, server} ->
+        # /stats looks the server up here: it only exists once start_link returned.
+        :ets.insert(demo.table, {{:server, transport}, server})
+        {:ok, server}
+
+      {:error, _} = error ->
+        error
+    end
+  end
+
+  @doc """
+  Stops both servers gracefully (`H2Flow.stop/1`: GOAWAY, then in-flight requests get up to
+  5 s) and deletes the report table. Stopping a demo twice is harmless.
+  """
+  @spec stop(t()) :: :ok
+  def stop(%__MODULE__{} = demo) do
+    for server <- [demo.tcp, demo.tls], server != nil do
+      try do
+        H2Flow.stop(server)
+      catch
+        :exit, _already_stopped -> :ok
+      end
+    end
+
+    try do
+      :ets.delete(demo.table)
+    rescue
+      # The caller that owned the table is gone, or the demo was stopped before.
+      ArgumentError -> :ok
+    end
+
+    :ok
+  end
+
+  @doc "The port of the h2c (`:tcp`) or TLS (`:tls`) server."
+  @spec port(t(), :tcp | :tls) :: :inet.port_number()
+  def port(%__MODULE__{} = demo, transport) when transport in [:tcp, :tls] do
+    case Map.fetch!(demo, transport) do
+      nil -> raise ArgumentError, "the demo runs without #{transport}"
+      server -> H2Flow.port(server)
+    end
+  end
+
+  @doc ~S'A URL of the demo on `localhost`, e.g. `url(demo, :tls, "/?autorun=1")`.'
+  @spec url(t(), :tcp | :tls, String.t()) :: String.t()
+  def url(%__MODULE__{} = demo, transport, path \\ "/") do
+    scheme = if transport == :tls, do: "https", else: "http"
+    "#{scheme}://localhost:#{port(demo, transport)}#{path}"
+  end
+
+  @doc """
+  The demo's counters: `:in_flight` (`/slow` requests being served), `:peak_in_flight`,
+  `:slow_started`, `:slow_completed`, `:echo_completed`, `:echo_last_bytes` (size of the last
+  body `/echo` read), `:echo_largest_read` (the largest piece of a body `/echo` was handed at
+  once) and `:reports`.
+  """
+  @spec counters(t() | map()) :: %{atom() => integer()}
+  def counters(%{counters: ref}) do
+    Map.new(@counters, fn name -> {name, :atomics.get(ref, @index[name])} end)
+  end
+
+  @doc """
+  The last report the page POSTed to `/report` (of `kind`, e.g. `"slow"` or `"upload"`, when
+  given), or `nil`. Keys are strings, values converted as described in the module doc.
+  """
+  @spec last_report(t() | map(), String.t() | nil) :: map() | nil
+  def last_report(%{table: table}, kind \\ nil) do
+    case :ets.lookup(table, {:report, kind}) do
+      [{_, report}] -> report
+      [] -> nil
+    end
+  end
+
+  @doc """
+  Zeroes the counters of `/slow` and `/echo`, between experiments: the peak becomes the
+  requests in flight now. Reports are kept.
+  """
+  @spec reset(t() | map()) :: :ok
+  def reset(%{counters: ref}) do
+    for name <- @counters, name not in [:in_flight, :peak_in_flight, :reports] do
+      :atomics.put(ref, @index[name], 0)
+    end
+
+    :atomics.put(ref, @index.peak_in_flight, :atomics.get(ref, @index.in_flight))
+    :ok
+  end
+
+  # --- handler ---------------------------------------------------------------------------
+
+  @impl H2Flow.Handler
+  def init(req, state) do
+    req =
+      case {Req.method(req), Req.path(req)} do
+        {"GET", "/"} -> reply(req, 200, "text/html; charset=utf-8", @page)
+        {"GET", "/slow"} -> slow(req, state)
+        {"POST", "/echo"} -> echo(req, state)
+        {"GET", "/stats"} -> stats(req, state)
+        {"GET", "/report"} -> get_report(req, state)
+        {"POST", "/report"} -> post_report(req, state)
+        {"POST", "/reset"} -> post_reset(req, state)
+        {"GET", "/favicon.ico"} -> Req.reply(204, req)
+        {_, path} when path in ["/", "/slow", "/stats"] -> not_allowed(req, "GET")
+        {_, "/echo"} -> not_allowed(req, "POST")
+        {_, "/reset"} -> not_allowed(req, "POST")
+        {_, "/report"} -> not_allowed(req, "GET, POST")
+        _ -> reply(req, 404, "text/plain", "not found\n")
+      end
+
+    {:ok, req, state}
+  end
+
+  defp slow(req, %{counters: ref}) do
+    ms = req |> query_param("ms", "1000") |> parse_int(1000) |> min(@max_ms) |> max(0)
+    # Exactly one of this process and its watcher takes the request out of in_flight: the
+    # connection kills a handler (untrappably) when the peer resets its stream, and the count
+    # must come back down then too.
+    taken = :atomics.new(1, [])
+    leave = fn -> if :atomics.exchange(taken, 1, 1) == 0, do: add(ref, :in_flight, -1) end
+    handler = self()
+
+    spawn(fn ->
+      monitor = Process.monitor(handler)
+
+      receive do
+        {:DOWN, ^monitor, _, _, _} -> leave.()
+      end
+    end)
+
+    add(ref, :slow_started, 1)
+    raise_peak(ref, add(ref, :in_flight, 1))
+    Process.sleep(ms)
+    # Leave before replying: once the reply is out the client may open the next stream, and
+    # counting both would overstate the peak.
+    leave.()
+    add(ref, :slow_completed, 1)
+    reply(req, 200, "text/plain", "slept #{ms} ms\n")
+  end
+
+  defp echo(req, %{counters: ref}) do
+    {size, largest, req} = read_all(req, 0, 0)
+    :atomics.put(ref, @index.echo_last_bytes, size)
+    raise_max(ref, @index.echo_largest_read, largest)
+    add(ref, :echo_completed, 1)
+    reply(req, 200, "text/plain", Integer.to_string(size))
+  end
+
+  # Counts the body without keeping it: the handler holds one piece at a time.
+  defp read_all(req, size, largest) do
+    case Req.read_body(req) do
+      {:ok, data, req} -> {size + byte_size(data), max(largest, byte_size(data)), req}
+      {:more, data, req} -> read_all(req, size + byte_size(data), max(largest, byte_size(data)))
+      {:error, :closed} -> {size, largest, req}
+    end
+  end
+
+  defp stats(req, state) do
+    case :ets.lookup(state.table, {:server, state.transport}) do
+      [{_, server}] ->
+        stats = H2Flow.stats(server)
+        wu = stats.window_update_frames
+
+        body =
+          stats
+          |> Map.merge(counters(state))
+          |> Map.merge(Map.take(state.settings, settings_keys()))
+          |> Map.merge(%{
+            transport: state.transport,
+            window_updates_sent: wu.connection + wu.stream
+          })
+
+        reply(req, 200, "application/json", json(body))
+
+      [] ->
+        reply(req, 503, "text/plain", "starting\n")
+    end
+  end
+
+  defp settings_keys do
+    [:max_concurrent_streams, :initial_connection_window, :initial_stream_window] ++
+      [:max_connection_window, :max_stream_window, :adaptive_window, :max_frame_size]
+  end
+
+  defp get_report(req, state) do
+    kind = query_param(req, "kind", nil)
+
+    case last_report(state, kind) do
+      nil -> reply(req, 404, "application/json", ~s({"error":"no report yet"}))
+      report -> reply(req, 200, "application/json", json(report))
+    end
+  end
+
+  defp post_reset(req, state) do
+    :ok = reset(state)
+    Req.reply(204, req)
+  end
+
+  defp post_report(req, state) do
+    with {:ok, body, req} <- read_limited(req, [], 0),
+         {:ok, report} <- decode_report(body) do
+      report =
+        Map.merge(report, %{
+          "received_at" => System.os_time(:millisecond),
+          "transport" => Atom.to_string(state.transport),
+          "server_peak_in_flight" => :atomics.get(state.counters, @index.peak_in_flight)
+        })
+
+      :ets.insert(state.table, [{{:report, nil}, report}, {{:report, report["kind"]}, report}])
+      add(state.counters, :reports, 1)
+      reply(req, 204, "text/plain", "")
+    else
+      {:too_large, req} -> reply(req, 413, "text/plain", "report too large\n")
+      {:error, :closed} -> req
+      {:error, message} -> reply(req, 400, "text/plain", message <> "\n")
+    end
+  end
+
+  defp read_limited(req, _acc, size) when size > @max_report_bytes, do: {:too_large, req}
+
+  defp read_limited(req, acc, size) do
+    case Req.read_body(req, length: @max_report_bytes + 1) do
+      {:ok, data, req} when size + byte_size(data) <= @max_report_bytes ->
+        {:ok, IO.iodata_to_binary([acc, data]), req}
+
+      {:ok, _data, req} ->
+        {:too_large, req}
+
+      {:more, data, req} ->
+        read_limited(req, [acc, data], size + byte_size(data))
+
+      {:error, :closed} = error ->
+        error
+    end
+  end
+
+  defp decode_report(body) do
+    pairs = body |> URI.query_decoder() |> Enum.take(@max_report_fields + 1)
+
+    cond do
+      length(pairs) > @max_report_fields ->
+        {:error, "too many fields"}
+
+      not Enum.all?(pairs, fn {k, v} -> String.valid?(k) and String.valid?(v) end) ->
+        {:error, "not UTF-8"}
+
+      true ->
+        {:ok, Map.new(pairs, fn {k, v} -> {k, typed(v)} end)}
+    end
+  end
+
+  defp typed("true"), do: true
+  defp typed("false"), do: false
+
+  defp typed(value) do
+    case Integer.parse(value) do
+      {n, ""} ->
+        n
+
+      _ ->
+        case Float.parse(value) do
+          {f, ""} -> f
+          _ -> value
+        end
+    end
+  end
+
+  defp not_allowed(req, allow) do
+    Req.reply(
+      405,
+      %{"allow" => allow, "content-type" => "text/plain"},
+      "method not allowed\n",
+      req
+    )
+  end
+
+  defp reply(req, status, type, body) do
+    Req.reply(status, %{"content-type" => type, "cache-control" => "no-store"}, body, req)
+  end
+
+  defp query_param(req, name, default) do
+    case List.keyfind(Req.parse_qs(req), name, 0) do
+      {_, value} -> value
+      nil -> default
+    end
+  end
+
+  defp parse_int(value, default) do
+    case Integer.parse(value) do
+      {n, ""} -> n
+      _ -> default
+    end
+  end
+
+  defp add(ref, name, n), do: :atomics.add_get(ref, @index[name], n)
+
+  defp raise_peak(ref, value), do: raise_max(ref, @index.peak_in_flight, value)
+
+  defp raise_max(ref, index, value) do
+    current = :atomics.get(ref, index)
+
+    if value > current and :atomics.compare_exchange(ref, index, current, value) != :ok do
+      raise_max(ref, index, value)
+    end
+
+    :ok
+  end
+
+  # --- JSON ------------------------------------------------------------------------------
+
+  # A small encoder for what /stats and /report hold (no Hex, and Elixir 1.14 has no JSON).
+  defp json(term), do: term |> encode() |> IO.iodata_to_binary()
+
+  defp encode(nil), do: "null"
+  defp encode(true), do: "true"
+  defp encode(false), do: "false"
+  defp encode(atom) when is_atom(atom), do: atom |> Atom.to_string() |> encode()
+  defp encode(n) when is_integer(n), do: Integer.to_string(n)
+  defp encode(f) when is_float(f), do: :erlang.float_to_binary(f, [:short])
+  defp encode(s) when is_binary(s), do: [?", escape(s), ?"]
+  defp encode(list) when is_list(list), do: [?[, Enum.map_intersperse(list, ?,, &encode/1), ?]]
+
+  defp encode(map) when is_map(map) do
+    pairs =
+      map
+      |> Enum.map(fn {k, v} -> {to_string(k), v} end)
+      |> Enum.sort()
+      |> Enum.map_intersperse(?,, fn {k, v} -> [encode(k), ?:, encode(v)] end)
+
+    [?{, pairs, ?}]
+  end
+
+  # RFC 8259 7: quote, backslash and control characters must be escaped.
+  defp escape(s) do
+    for <<c <- s>>, into: "" do
+      case c do
+        ?" -> "\\\""
+        ?\\ -> "\\\\"
+        ?\n -> "\\n"
+        ?\r -> "\\r"
+        ?\t -> "\\t"
+        c when c < 0x20 -> "\\u00" <> Base.encode16(<<c>>)
+        c -> <<c>>
+      end
+    end
+  end
+end
