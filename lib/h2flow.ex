@@ -42,9 +42,10 @@ defmodule H2Flow do
     * `:acceptors` (default `4`): processes accepting connections.
     * `:max_connections` (default `16384`): connections beyond it are closed at once.
     * `:backlog` (default `1024`): the listen backlog.
-    * `:preface_timeout` (default `10000` ms): time for the TLS handshake and the client preface.
+    * `:preface_timeout` (default `10000` ms): time for the TLS handshake and the client preface
+      (with its SETTINGS frame).
     * `:idle_timeout` (default `60000` ms): a connection with no open stream and no complete
-      frame received for this long gets GOAWAY and is closed.
+      frame received for this long gets GOAWAY and is closed (counted once the preface is in).
     * `:write_timeout` (default `30000` ms): a peer that does not read for this long while we
       write is disconnected.
     * `:shutdown_timeout` (default `5000` ms): how long `stop/1` lets in-flight streams drain.
@@ -117,24 +118,7 @@ defmodule H2Flow do
   @spec stats(server()) :: map()
   def stats(server) do
     stats_pid = H2Flow.Server.child(server, H2Flow.Server.Stats)
-    closed = GenServer.call(stats_pid, :closed_stats)
-    conns = connections(server)
-
-    live =
-      conns
-      |> Enum.map(&safe_stats/1)
-      |> Enum.reject(&is_nil/1)
-      |> Enum.reduce(%{}, &H2Flow.StatsMath.add(&2, &1))
-
-    closed
-    |> H2Flow.StatsMath.add(live)
-    |> Map.put(:connections, length(conns))
-  end
-
-  defp safe_stats(pid) do
-    GenServer.call(pid, :stats, 5_000)
-  catch
-    :exit, _ -> nil
+    GenServer.call(stats_pid, {:stats, connections(server)}, :infinity)
   end
 
   defp connections(server) do
@@ -150,8 +134,10 @@ defmodule H2Flow do
   """
   @spec stop(server()) :: :ok
   def stop(server) do
-    config = server |> H2Flow.Server.child(H2Flow.Server.Stats) |> GenServer.call(:config)
+    stats = H2Flow.Server.child(server, H2Flow.Server.Stats)
+    config = GenServer.call(stats, :config)
     _ = Supervisor.terminate_child(server, H2Flow.Server.Acceptors)
+    :ok = GenServer.call(stats, :close_listener)
     conns = connections(server)
     refs = Enum.map(conns, &Process.monitor/1)
     Enum.each(conns, &send(&1, {:shutdown, config.shutdown_timeout}))
@@ -220,6 +206,14 @@ defmodule H2Flow do
       # A waiting read_body is answered once half a window is buffered (see H2Flow.Req).
       stream_read_threshold: max(div(engine.initial_stream_window, 2), 1),
       connection_read_threshold: max(div(engine.initial_connection_window, 2), 1),
+      # Connections check their timeouts on this tick: often enough that the shortest one
+      # fires within a quarter of its length, at most once a second (it also dates responses).
+      tick:
+        [c.preface_timeout, c.idle_timeout, engine.settings_timeout]
+        |> Enum.min()
+        |> div(4)
+        |> max(10)
+        |> min(1_000),
       stats: nil
     })
   end

@@ -14,7 +14,6 @@ defmodule H2Flow.Connection do
   @active_n 8
   # Flush at the latest after this many messages, even if more are waiting.
   @max_batch 64
-  @tick 1_000
 
   defmodule Stream do
     @moduledoc false
@@ -26,7 +25,8 @@ defmodule H2Flow.Connection do
               reader: nil,
               sending: nil,
               resp: :none,
-              handler_done: false
+              handler_done: false,
+              head: false
   end
 
   def start_link({socket, config}), do: GenServer.start_link(__MODULE__, {socket, config})
@@ -52,11 +52,15 @@ defmodule H2Flow.Connection do
       frames_seen: 0,
       closing: nil,
       goaway: false,
-      counters: %{writes: 0, handlers_started: 0, handler_crashes: 0, handlers_stopped: 0}
+      counters: counters()
     }
 
     {:ok, state}
   end
+
+  @doc false
+  # The counters a connection keeps besides the engine's (see H2Flow.stats/1).
+  def counters, do: %{writes: 0, handlers_started: 0, handler_crashes: 0, handlers_stopped: 0}
 
   # --- socket lifecycle ------------------------------------------------------------------
 
@@ -66,7 +70,7 @@ defmodule H2Flow.Connection do
       {:ok, state} ->
         # Our preface goes out with the first flush, after the client's first bytes: an
         # HTTP/1.1 client then reads a plain 505 rather than a binary SETTINGS frame.
-        Process.send_after(self(), :tick, @tick)
+        Process.send_after(self(), :tick, state.config.tick)
         {:noreply, %{state | phase: :preface}}
 
       {:error, reason} ->
@@ -99,7 +103,7 @@ defmodule H2Flow.Connection do
   def handle_info({:"$h2flow", pid, ref, id, request}, state) do
     state =
       case state.streams do
-        %{^id => %Stream{pid: ^pid} = s} -> handle_request(request, id, s, pid, ref, state)
+        %{^id => %Stream{pid: ^pid} = s} -> safe_request(request, id, s, pid, ref, state)
         _ -> answer(pid, ref, {:error, :closed}, state)
       end
 
@@ -126,7 +130,7 @@ defmodule H2Flow.Connection do
   def handle_info(:timeout, state), do: flush(state)
 
   def handle_info(:tick, state) do
-    Process.send_after(self(), :tick, @tick)
+    Process.send_after(self(), :tick, state.config.tick)
     H2Flow.Date.refresh()
     tick(state)
   end
@@ -148,19 +152,28 @@ defmodule H2Flow.Connection do
 
   @impl true
   def terminate(reason, state) do
-    if state.phase != :handshake do
-      if match?({:shutdown, :closed}, reason) == false and state.goaway == false do
-        Engine.goaway(state.engine, :no_error, "")
-        _ = state.transport.send(state.socket, Engine.flush(state.engine))
-      end
+    state =
+      if state.phase != :handshake do
+        # A client that sent nothing at all (a preface timeout) is not spoken to in HTTP/2.
+        state =
+          if match?({:shutdown, :closed}, reason) == false and state.goaway == false and
+               state.phase != :preface do
+            Engine.goaway(state.engine, :no_error, "")
+            write(state, Engine.flush(state.engine))
+          else
+            state
+          end
 
-      _ = state.transport.close(state.socket)
-    end
+        _ = state.transport.close(state.socket)
+        state
+      else
+        state
+      end
 
     for {pid, _} <- state.pids, do: Process.exit(pid, :kill)
     stopped = state.counters.handlers_stopped + map_size(state.pids)
     state = put_in(state.counters.handlers_stopped, stopped)
-    send(state.config.stats, {:connection_closed, stats(state)})
+    send(state.config.stats, {:connection_closed, self(), stats(state)})
     :ok
   end
 
@@ -206,7 +219,8 @@ defmodule H2Flow.Connection do
   defp check_preface(data, state) do
     if http1_request?(data) do
       _ = state.transport.send(state.socket, http1_refusal())
-      {:stop, {:shutdown, :http1_request}, state}
+      # Nothing may follow the HTTP/1.1 answer: no SETTINGS or GOAWAY on the way out.
+      {:stop, {:shutdown, :http1_request}, %{state | goaway: true}}
     else
       recv(data, %{state | phase: :open})
     end
@@ -295,7 +309,7 @@ defmodule H2Flow.Connection do
     req = build_req(id, headers, fin, state)
     %{handler: handler, handler_opts: opts} = state.config
     pid = spawn_link(H2Flow.Stream, :run, [handler, opts, req])
-    s = %Stream{pid: pid, fin: fin}
+    s = %Stream{pid: pid, fin: fin, head: req.method == "HEAD"}
 
     %{
       state
@@ -359,6 +373,24 @@ defmodule H2Flow.Connection do
   defp separator("cookie"), do: "; "
   defp separator(_), do: ", "
 
+  # --- handler requests ------------------------------------------------------------------
+
+  # H2Flow.Req checks what a handler sends; should the engine still refuse something (it
+  # raises on caller misuse), that handler is at fault, not the connection: it is stopped
+  # and its stream ends as if it had crashed, while the other streams carry on.
+  defp safe_request(request, id, s, pid, ref, state) do
+    handle_request(request, id, s, pid, ref, state)
+  rescue
+    e in ArgumentError ->
+      Logger.error(fn ->
+        "h2flow: handler of stream #{id} sent an invalid response: #{Exception.message(e)}"
+      end)
+
+      Process.exit(pid, :kill)
+      state = %{state | pids: Map.delete(state.pids, pid)}
+      handler_exited(id, {:invalid_response, e}, state)
+  end
+
   # --- request bodies --------------------------------------------------------------------
 
   defp handle_request({:read_body, length, period}, id, s, pid, ref, state) do
@@ -374,8 +406,10 @@ defmodule H2Flow.Connection do
     maybe_give_body(id, %{s | reader: {pid, ref, length, timer}}, state)
   end
 
+  # A response to HEAD has no content (RFC 9110 9.3.2): the headers end the stream, and what
+  # the handler sends as body is dropped (its content-length stays, as for GET).
   defp handle_request({:reply, status, headers, body}, id, s, _pid, _ref, state) do
-    fin = body == ""
+    fin = body == "" or s.head
 
     case Engine.send_headers(
            state.engine,
@@ -394,12 +428,19 @@ defmodule H2Flow.Connection do
            state.engine,
            id,
            [{":status", status}, date_header() | headers],
-           false
+           s.head
          ) do
-      :ok -> put_stream(id, %{s | resp: :streaming}, state)
+      :ok -> put_stream(id, %{s | resp: if(s.head, do: :done, else: :streaming)}, state)
       {:error, :closed} -> state
     end
   end
+
+  defp handle_request({tag, _, _}, _id, %Stream{head: true}, pid, ref, state)
+       when tag == :stream_body,
+       do: answer(pid, ref, :ok, state)
+
+  defp handle_request({:stream_trailers, _}, _id, %Stream{head: true}, pid, ref, state),
+    do: answer(pid, ref, :ok, state)
 
   defp handle_request(
          {:stream_body, data, fin},
@@ -654,7 +695,8 @@ defmodule H2Flow.Connection do
         else: state
 
     cond do
-      state.phase == :preface and now - state.started_at > c.preface_timeout ->
+      # Until the client's preface and first SETTINGS are in, no frame is counted.
+      info.frames_received == 0 and now - state.started_at > c.preface_timeout ->
         {:stop, {:shutdown, :preface_timeout}, state}
 
       match?({:error, _}, Engine.check_timeouts(state.engine)) ->
@@ -664,8 +706,10 @@ defmodule H2Flow.Connection do
       info.done and map_size(state.streams) == 0 ->
         {:stop, {:shutdown, :goaway}, state}
 
-      map_size(state.streams) == 0 and now - state.last_activity > c.idle_timeout ->
-        # Idle: no stream open and no complete frame received for idle_timeout.
+      info.frames_received > 0 and map_size(state.streams) == 0 and
+          now - state.last_activity > c.idle_timeout ->
+        # Idle: no stream open and no complete frame received for idle_timeout (until the
+        # first frame, the preface timeout applies instead).
         Engine.goaway(state.engine, :no_error, "idle")
         state = write(state, Engine.flush(state.engine))
         {:stop, {:shutdown, :idle}, %{state | goaway: true}}

@@ -18,7 +18,8 @@ defmodule H2Flow.Demo do
       WINDOW_UPDATE frames it sent; it can also upload a large body to `/echo`. Query
       parameters: `n` (default 300), `ms` (default 1000), `autorun=1` (run the fetches on load),
       `upload=MiB` (run the upload on load, after the fetches if both are given). It POSTs
-      each result to `/report` and sets `data-done="1"` on `<body>` once everything ran.
+      each result to `/report` and sets `data-done="1"` on `<body>` once everything ran
+      (`data-error` too if something failed).
     * `GET /slow?ms=N`: waits N ms (default 1000, at most 60000), then answers. Counts the
       requests in flight at the server and their peak.
     * `POST /echo`: reads the whole body piece by piece and answers its size in bytes.
@@ -80,7 +81,9 @@ defmodule H2Flow.Demo do
   @doc """
   Starts the demo: an h2c server on `:port` and, unless `tls: false`, a TLS server on
   `:tls_port` with a certificate for `localhost` from `H2Flow.TLS.self_signed/1`. Both servers
-  are linked to the caller and share the counters; the report table belongs to the caller.
+  are linked to the caller and share the counters; the report table belongs to the caller. As
+  with `H2Flow.start_link/1`, a server that fails to start (a port in use) also sends the
+  caller an exit signal: trap exits to get `{:error, reason}` back instead.
 
   Options: `:port` (default 8080), `:tls_port` (default 8443), `:tls` (default `true`), `:ip`
   (default `{0, 0, 0, 0}`), and any engine option of `H2Flow` (`:max_concurrent_streams`,
@@ -97,6 +100,17 @@ defmodule H2Flow.Demo do
     end
 
     opts = Keyword.merge(@start_defaults, opts)
+    # Checked here rather than by H2Flow.start_link/1 so that nothing is left running when one
+    # of them is wrong.
+    for key <- [:port, :tls_port], not (is_integer(opts[key]) and opts[key] in 0..65_535) do
+      raise ArgumentError, "#{inspect(key)} must be in 0..65535, got: #{inspect(opts[key])}"
+    end
+
+    unless is_boolean(opts[:tls]), do: raise(ArgumentError, ":tls must be a boolean")
+
+    unless match?({_, _, _, _}, opts[:ip]) or match?({_, _, _, _, _, _, _, _}, opts[:ip]),
+      do: raise(ArgumentError, ":ip must be an IP tuple, got: #{inspect(opts[:ip])}")
+
     settings = H2Flow.Engine.Options.validate!(engine_opts)
     table = :ets.new(__MODULE__, [:public, :set, read_concurrency: true])
     counters = :atomics.new(length(@counters), signed: true)

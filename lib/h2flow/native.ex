@@ -1,6 +1,12 @@
 defmodule H2Flow.Native do
   @moduledoc false
-  # NIF stubs for native/h2flow_nif; loading priv/native/libh2flow_nif replaces each stub.
+  # NIF stubs for native/h2flow_nif; loading priv/native/libh2flow_nif-<profile> replaces them.
+
+  # The cargo profile is fixed when this module is compiled, by the same rule the Mix compiler
+  # used to build and install the library for this Mix environment (dev for :dev and :test,
+  # release for :prod and :bench); each environment compiles its own copy of this module.
+  @profile Mix.Tasks.Compile.H2flowNative.profile()
+  @lib_name Mix.Tasks.Compile.H2flowNative.lib_name(@profile)
 
   @on_load :load_nif
 
@@ -12,7 +18,9 @@ defmodule H2Flow.Native do
         {:error, :no_priv_dir}
 
       priv ->
-        case :erlang.load_nif(:filename.join(priv, ~c"native/libh2flow_nif"), 0) do
+        path = :filename.join([priv, ~c"native", String.to_charlist(@lib_name)])
+
+        case :erlang.load_nif(path, 0) do
           :ok ->
             :ok
 
@@ -23,6 +31,11 @@ defmodule H2Flow.Native do
         end
     end
   end
+
+  @doc false
+  # The cargo profile of the library this module loads (benchmarks report it).
+  @spec profile() :: :dev | :release
+  def profile, do: @profile
 
   defp hint(:load_failed), do: ~c"`mix compile` builds it (with cargo)."
   defp hint(:bad_lib), do: ~c"H2Flow.Native needs a stub for every NIF the library exports."
@@ -55,6 +68,8 @@ defmodule H2Flow.Native do
   def scheduler_flush(_), do: err()
   def scheduler_info(_), do: err()
   def scheduler_stream_remaining(_, _), do: err()
+  def scheduler_data_flush(_, _, _, _, _), do: err()
+  def scheduler_consume_flush(_, _, _), do: err()
 
   defp err, do: :erlang.nif_error(:nif_not_loaded)
 end

@@ -68,7 +68,7 @@ defmodule H2Flow.Req do
         }
 
   @type headers :: %{optional(binary()) => iodata()} | [{binary(), iodata()}]
-  @type status :: 100..599 | binary()
+  @type status :: 200..599 | binary()
 
   @default_length 8_000_000
   @default_period 15_000
@@ -163,7 +163,14 @@ defmodule H2Flow.Req do
 
   @doc """
   Sends a complete response. `headers` are lowercase names to iodata values; `content-length`
-  is added when missing. Returns the updated request. Raises when a response was already sent.
+  is added when missing. Returns the updated request. The response to a `HEAD` request goes
+  without its body (RFC 9110 §9.3.2), with the content-length of the body.
+
+  Raises `ArgumentError` when a response was already sent, for a status outside 200..599
+  (or a binary not starting with one), and for fields HTTP/2 does not allow: names that are
+  not lowercase tokens, pseudo-header and connection-specific fields (`connection`,
+  `transfer-encoding`, ...), values with NUL, CR or LF or with surrounding whitespace
+  (RFC 9113 §8.2). The same checks apply to `stream_reply/3` and `stream_trailers/2`.
   """
   @spec reply(status(), headers(), iodata(), t()) :: t()
   def reply(status, headers \\ %{}, body, req)
@@ -188,9 +195,15 @@ defmodule H2Flow.Req do
   `stream_body/3`. Returns the updated request.
   """
   @spec stream_reply(status(), headers(), t()) :: t()
-  def stream_reply(status, headers \\ %{}, %__MODULE__{resp: :none} = req) do
+  def stream_reply(status, headers \\ %{}, req)
+
+  def stream_reply(status, headers, %__MODULE__{resp: :none} = req) do
     cast(req, {:stream_reply, status_binary(status), normalize_headers(headers)})
     %{req | resp: :streaming}
+  end
+
+  def stream_reply(_status, _headers, %__MODULE__{}) do
+    raise ArgumentError, "a response was already sent on this stream"
   end
 
   @doc """
@@ -223,14 +236,19 @@ defmodule H2Flow.Req do
     cast(req, {:reset, code})
   end
 
-  defp status_binary(status) when is_integer(status) and status in 100..599,
+  # A final status: 1xx responses are not something reply/4 or stream_reply/3 can send.
+  defp status_binary(status) when is_integer(status) and status in 200..599,
     do: Integer.to_string(status)
 
-  defp status_binary(<<a, b, c, _::binary>> = status)
-       when a in ?1..?5 and b in ?0..?9 and c in ?0..?9,
-       do: binary_part(status, 0, 3)
+  defp status_binary(<<a, b, c>> = status) when a in ?2..?5 and b in ?0..?9 and c in ?0..?9,
+    do: status
 
-  defp status_binary(status), do: raise(ArgumentError, "invalid status #{inspect(status)}")
+  defp status_binary(<<a, b, c, " ", _reason::binary>>)
+       when a in ?2..?5 and b in ?0..?9 and c in ?0..?9,
+       do: <<a, b, c>>
+
+  defp status_binary(status),
+    do: raise(ArgumentError, "invalid status #{inspect(status)}: a final status is 200..599")
 
   defp response_headers(headers, body) do
     headers = normalize_headers(headers)
@@ -240,13 +258,59 @@ defmodule H2Flow.Req do
       else: [{"content-length", Integer.to_string(byte_size(body))} | headers]
   end
 
+  # Checked here, in the handler, so that a mistake raises where it was made (the engine
+  # would refuse the same fields later, far from the handler's code).
   @doc false
   def normalize_headers(headers) when is_map(headers) or is_list(headers) do
-    Enum.map(headers, fn {name, value} -> {header_name(name), IO.iodata_to_binary(value)} end)
+    Enum.map(headers, fn {name, value} ->
+      name = header_name(name)
+      value = IO.iodata_to_binary(value)
+      check_field!(name, value)
+      {name, value}
+    end)
   end
 
   defp header_name(name) when is_binary(name), do: name
   defp header_name(name) when is_atom(name), do: Atom.to_string(name)
+
+  @connection_specific ~w(connection proxy-connection keep-alive transfer-encoding upgrade te)
+
+  defp check_field!(name, value) do
+    cond do
+      not token?(name) ->
+        raise ArgumentError,
+              "invalid field name #{inspect(name)}: names are lowercase tokens " <>
+                "(RFC 9113 8.2, RFC 9110 5.1); pseudo-header fields are set by the server"
+
+      name in @connection_specific ->
+        raise ArgumentError,
+              "connection-specific field #{inspect(name)} in an HTTP/2 response (RFC 9113 8.2.2)"
+
+      not valid_value?(value) ->
+        raise ArgumentError,
+              "invalid value for #{inspect(name)}: #{inspect(value)} has NUL, CR or LF, or " <>
+                "starts or ends with whitespace (RFC 9113 8.2.1)"
+
+      true ->
+        :ok
+    end
+  end
+
+  defp token?(""), do: false
+  defp token?(name), do: tchars?(name)
+
+  defp tchars?(<<c, rest::binary>>)
+       when c in ?a..?z or c in ?0..?9 or c in ~c"!#$%&'*+-.^_`|~",
+       do: tchars?(rest)
+
+  defp tchars?(<<>>), do: true
+  defp tchars?(_), do: false
+
+  defp valid_value?(value) do
+    not String.contains?(value, [<<0>>, "\r", "\n"]) and
+      not String.starts_with?(value, [" ", "\t"]) and
+      not String.ends_with?(value, [" ", "\t"])
+  end
 
   # The connection answers calls with {ref, reply}; it is linked to us, so if it dies we do too.
   defp call(%__MODULE__{conn: conn, stream_id: id}, request) do

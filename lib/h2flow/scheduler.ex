@@ -87,6 +87,28 @@ defmodule H2Flow.Scheduler do
   def data(s, stream_id, flow_len, end_stream?, data_len \\ nil),
     do: Native.scheduler_data(s, stream_id, flow_len, data_len || flow_len, end_stream?)
 
+  @doc """
+  `data/5` for a DATA frame of `len` bytes without padding, then, unless `consumed` is `nil`,
+  `consume/3` of that many bytes of the stream (0 says its reader waits, as for `consume/3`),
+  then `flush/1`, in one call: `{data_result, credits}`. For a host that sees every DATA frame.
+  """
+  @spec data_and_flush(
+          t(),
+          pos_integer(),
+          non_neg_integer(),
+          boolean(),
+          non_neg_integer() | nil
+        ) ::
+          {:ok | {:error, H2Flow.Frame.reason()}, [{non_neg_integer(), pos_integer()}]}
+  def data_and_flush(s, stream_id, len, end_stream?, consumed),
+    do: Native.scheduler_data_flush(s, stream_id, len, end_stream?, consumed)
+
+  @doc "`consume/3`, then `flush/1`, in one call: the credits due."
+  @spec consume_and_flush(t(), pos_integer(), non_neg_integer()) :: [
+          {non_neg_integer(), pos_integer()}
+        ]
+  def consume_and_flush(s, stream_id, n), do: Native.scheduler_consume_flush(s, stream_id, n)
+
   @doc "The application consumed `n` bytes of the stream's body."
   @spec consume(t(), pos_integer(), non_neg_integer()) :: :ok
   def consume(s, stream_id, n), do: Native.scheduler_consume(s, stream_id, n)

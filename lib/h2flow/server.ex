@@ -48,7 +48,7 @@ defmodule H2Flow.Server.Stats do
   def init({_server, config}) do
     case listen(config) do
       {:ok, socket} ->
-        {:ok, %{socket: socket, config: config, closed: %{}, connections_closed: 0}}
+        {:ok, %{socket: socket, config: config, closed: zero_stats(), connections_closed: 0}}
 
       {:error, reason} ->
         {:stop, {:listen_failed, reason}}
@@ -85,19 +85,65 @@ defmodule H2Flow.Server.Stats do
     :ssl.cipher_suites(:default, :"tlsv1.3") ++ tls12
   end
 
+  # Every key H2Flow.stats/1 returns, at zero, so that a server without connections yet
+  # answers with the same shape.
+  defp zero_stats do
+    {:ok, engine} = H2Flow.Engine.new()
+
+    engine
+    |> H2Flow.Engine.stats()
+    |> Map.merge(H2Flow.Connection.counters())
+    |> H2Flow.StatsMath.zero()
+  end
+
   @impl true
   def handle_call(:socket, _from, state), do: {:reply, state.socket, state}
   def handle_call(:config, _from, state), do: {:reply, state.config, state}
 
-  def handle_call(:closed_stats, _from, state) do
-    {:reply, Map.put(state.closed, :connections_closed, state.connections_closed), state}
+  # Stops accepting for good (H2Flow.stop/1, once the acceptors are gone): new clients are
+  # refused at once instead of waiting in the backlog of a server that is going away.
+  def handle_call(:close_listener, _from, state) do
+    _ = close(state.config.transport, state.socket)
+    {:reply, :ok, state}
+  end
+
+  # One consistent sum: closed connections plus the live ones, each counted once. A live
+  # connection that closes while we ask it has sent its final counters before exiting, so they
+  # are in our mailbox when its call fails; one that answers and then closes is counted from
+  # its answer, and its final counters are added to `closed` after this call.
+  def handle_call({:stats, conns}, _from, state) do
+    {live, state} =
+      Enum.reduce(conns, {%{}, state}, fn pid, {live, state} ->
+        try do
+          {H2Flow.StatsMath.add(live, GenServer.call(pid, :stats, 5_000)), state}
+        catch
+          :exit, _ ->
+            receive do
+              {:connection_closed, ^pid, stats} -> {live, closed(state, stats)}
+            after
+              0 -> {live, state}
+            end
+        end
+      end)
+
+    stats =
+      state.closed
+      |> H2Flow.StatsMath.add(live)
+      |> Map.merge(%{connections_closed: state.connections_closed, connections: length(conns)})
+
+    {:reply, stats, state}
   end
 
   @impl true
-  def handle_info({:connection_closed, stats}, state) do
+  def handle_info({:connection_closed, _pid, stats}, state), do: {:noreply, closed(state, stats)}
+
+  defp closed(state, stats) do
     closed = H2Flow.StatsMath.add_closed(state.closed, stats)
-    {:noreply, %{state | closed: closed, connections_closed: state.connections_closed + 1}}
+    %{state | closed: closed, connections_closed: state.connections_closed + 1}
   end
+
+  defp close(:tcp, socket), do: :gen_tcp.close(socket)
+  defp close(:tls, socket), do: :ssl.close(socket)
 end
 
 defmodule H2Flow.Server.Acceptors do
@@ -183,6 +229,13 @@ defmodule H2Flow.StatsMath do
   ]
 
   def add_closed(acc, stats), do: add(acc, Map.drop(stats, @gauges))
+
+  def zero(stats) do
+    Map.new(stats, fn
+      {key, value} when is_map(value) -> {key, zero(value)}
+      {key, _} -> {key, 0}
+    end)
+  end
 
   def add(acc, stats) do
     Enum.reduce(stats, acc, fn {key, value}, acc ->

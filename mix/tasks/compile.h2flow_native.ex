@@ -1,6 +1,12 @@
 defmodule Mix.Tasks.Compile.H2flowNative do
   @moduledoc false
-  # Mix compiler: builds native/h2flow_nif with cargo, installs priv/native/libh2flow_nif.so.
+  # Mix compiler: builds native/h2flow_nif with cargo, installs it as
+  # priv/native/libh2flow_nif-<profile>.so.
+  #
+  # One library per cargo profile (dev for :dev and :test, release for :prod and :bench), so
+  # `mix test` and `MIX_ENV=bench mix h2flow.bench` do not replace each other's library in the
+  # shared priv/ and each stays a no-op until a source changes. H2Flow.Native loads the file
+  # of profile/0 as it was when that module was compiled, in the same Mix environment.
   #
   # mix.exs loads this file with Code.require_file: a task under lib/ would not exist yet while
   # lib/ is being compiled, and lib/h2flow/native.ex needs the library as soon as it is loaded.
@@ -32,10 +38,13 @@ defmodule Mix.Tasks.Compile.H2flowNative do
     end
   end
 
+  # Removes this environment's profile only: the other profile's library is still valid.
   @impl true
   def clean do
+    profile = profile()
+
     for dir <- [source_native_dir(), build_native_dir(Mix.Project.config())],
-        file <- [lib_file(), profile_file()] do
+        file <- [lib_file(profile), profile_file(profile)] do
       File.rm(Path.join(dir, file))
     end
 
@@ -51,28 +60,26 @@ defmodule Mix.Tasks.Compile.H2flowNative do
       )
   end
 
-  defp profile do
-    case System.get_env("H2FLOW_NATIVE_PROFILE", "") do
-      "release" ->
-        :release
-
-      value when value in ["", "dev"] ->
-        if Mix.env() == :prod, do: :release, else: :dev
-
-      other ->
-        Mix.raise(
-          "H2FLOW_NATIVE_PROFILE must be \"release\", \"dev\" or unset, got: #{inspect(other)}"
-        )
-    end
+  @doc false
+  # The cargo profile of a Mix environment. Also read by lib/h2flow/native.ex when it is
+  # compiled, so the module loads the library this compiler installed for the same environment.
+  @spec profile(atom()) :: :dev | :release
+  def profile(env \\ Mix.env()) when is_atom(env) do
+    if env in [:prod, :bench], do: :release, else: :dev
   end
 
-  # The profile record lives next to the library, not in _build: priv/ is shared (Mix symlinks
+  @doc false
+  # The library's file name without its extension, as :erlang.load_nif/2 wants it.
+  @spec lib_name(:dev | :release) :: String.t()
+  def lib_name(profile), do: "libh2flow_nif-#{profile}"
+
+  # The record lives next to the library, not in _build: priv/ is shared (Mix symlinks
   # _build/<env>/lib/h2flow/priv to it, also for path deps), so only a record that travels
-  # with the file can tell which profile the installed library was built with.
+  # with the file can tell that the installed library is complete and which profile built it.
   defp up_to_date?(dir, profile) do
     with {:ok, %File.Stat{mtime: installed}} <-
-           File.stat(Path.join(dir, lib_file()), time: :posix),
-         {:ok, recorded} <- File.read(Path.join(dir, profile_file())) do
+           File.stat(Path.join(dir, lib_file(profile)), time: :posix),
+         {:ok, recorded} <- File.read(Path.join(dir, profile_file(profile))) do
       String.trim(recorded) == Atom.to_string(profile) and newest_source_mtime() < installed
     else
       _ -> false
@@ -133,8 +140,8 @@ defmodule Mix.Tasks.Compile.H2flowNative do
 
   defp install(artifact, dir, profile, mtime) do
     File.mkdir_p!(dir)
-    lib = Path.join(dir, lib_file())
-    record = Path.join(dir, profile_file())
+    lib = Path.join(dir, lib_file(profile))
+    record = Path.join(dir, profile_file(profile))
 
     # Without a record the library counts as stale, so a crash halfway through rebuilds.
     File.rm(record)
@@ -176,14 +183,14 @@ defmodule Mix.Tasks.Compile.H2flowNative do
   end
 
   # :erlang.load_nif/2 appends .so on every Unix (macOS included) and .dll on Windows.
-  defp lib_file do
+  defp lib_file(profile) do
     case :os.type() do
-      {:win32, _} -> "libh2flow_nif.dll"
-      {:unix, _} -> "libh2flow_nif.so"
+      {:win32, _} -> lib_name(profile) <> ".dll"
+      {:unix, _} -> lib_name(profile) <> ".so"
     end
   end
 
-  defp profile_file, do: "libh2flow_nif.profile"
+  defp profile_file(profile), do: lib_name(profile) <> ".profile"
 
   defp source_native_dir, do: Path.expand("priv/native")
   defp build_native_dir(config), do: Path.join(Mix.Project.app_path(config), "priv/native")

@@ -14,8 +14,8 @@ defmodule H2Flow.PathDependencyTest do
     File.mkdir_p!(dir)
     on_exit(fn -> File.rm_rf!(dir) end)
 
-    # Deps are compiled in :prod unless told otherwise; :prod would build the release profile
-    # and replace the dev library that this checkout's own tests use (priv/ is shared).
+    # Deps are compiled in :prod unless told otherwise, which would build the release profile
+    # (a second, slower cargo build); in :dev the child reuses the library these tests use.
     File.write!(Path.join(dir, "mix.exs"), """
     defmodule Throwaway.MixProject do
       use Mix.Project
@@ -36,11 +36,14 @@ defmodule H2Flow.PathDependencyTest do
     script = ~S"""
     IO.puts("priv_dir=#{:code.priv_dir(:h2flow)}")
     IO.puts("nif_loaded=#{H2Flow.Native.nif_loaded()}")
+    IO.puts("profile=#{H2Flow.Native.profile()}")
     """
 
     {output, status} = mix(dir, ["run", "-e", script])
     assert status == 0, "mix run failed in the throwaway project:\n" <> output
     assert output =~ "nif_loaded=true"
+    assert output =~ "profile=dev\n"
+    assert File.exists?(Path.join(@repo, "priv/native/libh2flow_nif-dev.so"))
     assert output =~ "priv_dir=#{Path.join(dir, "_build/dev/lib/h2flow/priv")}\n"
 
     link = Path.join(dir, "_build/dev/lib/h2flow/priv")
@@ -67,8 +70,7 @@ defmodule H2Flow.PathDependencyTest do
   defp mix(dir, args, env \\ []) do
     mix = System.find_executable("mix") || flunk("mix is not on PATH")
 
-    # A clean Mix environment for the child, except H2FLOW_NATIVE_PROFILE: the child must pick
-    # the same cargo profile as this test run, so that both share the installed library.
+    # A clean Mix environment for the child: its dependency env (:dev) picks the cargo profile.
     base_env = [
       {"MIX_ENV", "dev"},
       {"MIX_EXS", nil},

@@ -56,7 +56,7 @@ defmodule Mix.Tasks.H2flow.Demo do
 
     # The default SIGTERM action (System.stop/0) runs after this trap returns, so the servers
     # drain here, synchronously, first.
-    {:ok, _} =
+    _ =
       System.trap_signal(:sigterm, fn ->
         send(task, :stopping)
         H2Flow.Demo.stop(demo)
@@ -73,7 +73,12 @@ defmodule Mix.Tasks.H2flow.Demo do
         demo
 
       {:error, {:shutdown, {:failed_to_start_child, _, {:listen_failed, reason}}}} ->
-        Mix.raise("h2flow.demo could not listen: #{:inet.format_error(reason)}\n" <> @usage)
+        ports =
+          if opts[:tls] == false,
+            do: "#{opts[:port] || 8080}",
+            else: "#{opts[:port] || 8080} or #{opts[:tls_port] || 8443}"
+
+        Mix.raise("h2flow.demo could not listen on port #{ports}: #{:inet.format_error(reason)}")
 
       {:error, reason} ->
         Mix.raise("h2flow.demo could not start: #{inspect(reason)}")

@@ -108,8 +108,12 @@ pub enum DecodeError {
 /// The HPACK decoder for one connection's header blocks.
 pub struct Decoder {
     inner: ::hpack::Decoder<'static>,
-    /// Our SETTINGS_HEADER_TABLE_SIZE: no size update may go above it.
+    /// Our SETTINGS_HEADER_TABLE_SIZE: once the peer acknowledged it, no size update may go
+    /// above it.
     header_table_size: usize,
+    /// The most a size update may ask for: the initial 4096 octets or our setting, whichever
+    /// is larger, until the peer acknowledges our setting (RFC 9113 6.5.3), then our setting.
+    size_limit: usize,
     max_header_list_size: usize,
     /// The dynamic table's maximum size as last set by the peer (the crate does not expose it).
     table_max: usize,
@@ -124,23 +128,27 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    /// header_table_size: our SETTINGS_HEADER_TABLE_SIZE (the most the peer's encoder may use;
-    /// dynamic table size updates above it are a COMPRESSION_ERROR);
-    /// max_header_list_size: our SETTINGS_MAX_HEADER_LIST_SIZE, enforced while decoding.
+    /// header_table_size: our SETTINGS_HEADER_TABLE_SIZE (the most the peer's encoder may use
+    /// once it acknowledged it; dynamic table size updates above it are then a
+    /// COMPRESSION_ERROR); max_header_list_size: our SETTINGS_MAX_HEADER_LIST_SIZE, enforced
+    /// while decoding.
     ///
     /// The table starts at the protocol's initial 4096 octets whatever `header_table_size` is:
-    /// a client may encode its first requests before it has read our SETTINGS (RFC 9113 6.5.2).
-    /// Call [`Decoder::header_table_size_acked`] when the peer acknowledges a smaller value, to
-    /// require the size update that must follow (RFC 7541 4.2); without it a peer that keeps
-    /// the initial 4096 octets is tolerated.
+    /// a client may encode its first requests, size updates up to 4096 included, before it has
+    /// read our SETTINGS (RFC 9113 6.5.2, 6.5.3). Call [`Decoder::header_table_size_acked`]
+    /// when the peer acknowledges our SETTINGS: from then on `header_table_size` is the limit,
+    /// and if it is smaller the next block must begin with the size update that brings the
+    /// table down (RFC 7541 4.2); without the call a peer that keeps 4096 octets is tolerated.
     pub fn new(header_table_size: u32, max_header_list_size: u32) -> Decoder {
         let header_table_size = header_table_size as usize;
+        let size_limit = header_table_size.max(DEFAULT_TABLE_SIZE);
         let mut inner = ::hpack::Decoder::new();
         // Size updates never reach the crate (decode applies them itself), but keep its guard.
-        inner.set_max_allowed_table_size(header_table_size);
+        inner.set_max_allowed_table_size(size_limit);
         Decoder {
             inner,
             header_table_size,
+            size_limit,
             max_header_list_size: max_header_list_size as usize,
             table_max: DEFAULT_TABLE_SIZE,
             update_required: false,
@@ -152,6 +160,7 @@ impl Decoder {
     /// The peer acknowledged our SETTINGS_HEADER_TABLE_SIZE. If its table is still larger than
     /// that, the next block must begin with a size update that brings it down (RFC 7541 4.2).
     pub fn header_table_size_acked(&mut self) {
+        self.size_limit = self.header_table_size;
         if self.table_max > self.header_table_size {
             self.update_required = true;
         }
@@ -195,13 +204,13 @@ impl Decoder {
         let mut pos = 0;
         while let Some(rest) = block.get(pos..).filter(|r| r.first().is_some_and(|&b| b & 0xe0 == 0x20)) {
             let (size, len) = decode_integer(rest, 5)?;
-            if size > self.header_table_size {
+            if size > self.size_limit {
                 return Err(DecodeError::Compression(
                     "dynamic table size update above SETTINGS_HEADER_TABLE_SIZE (RFC 7541 6.3)",
                 ));
             }
             // ok: set_max_table_size asserts size <= the allowed size given in new(), which
-            // is header_table_size: checked just above.
+            // is the largest size_limit ever is: checked just above.
             self.inner.set_max_table_size(size);
             self.table_max = size;
             pos += len;
@@ -404,6 +413,8 @@ fn huffman_decode(src: &[u8], dst: &mut Vec<u8>) -> Result<(), DecodeError> {
     let mut pos = 0;
     while pos < total {
         let peek = peek30(src, pos);
+        // ok: the indices below are masked to 8 bits (`fast` has 256 entries) or a code length
+        // within 9..=30 (the per-length tables have 31).
         let (symbol, len) = match HUFFMAN.fast[(peek >> 22) as usize & 0xff] {
             (symbol, len) if len != 0 => (symbol, len as usize),
             _ => {

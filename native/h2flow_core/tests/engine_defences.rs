@@ -250,11 +250,12 @@ fn peer_errors_that_make_us_reset_beyond_the_bucket_are_enhance_your_calm() {
     let cfg = default_config();
     let burst = cfg.local_resets.burst;
     let mut h = Harness::established(cfg);
-    // Each PRIORITY depends on its own stream: a stream error we answer with RST_STREAM.
-    let input: Vec<u8> = (0..burst).flat_map(|i| priority(2 * i + 1, 2 * i + 1)).collect();
+    // DATA after END_STREAM: a stream error we answer with RST_STREAM.
+    let error = |id: u32| concat(&[get(id), data(id, b"x", false)]);
+    let input: Vec<u8> = (0..burst).flat_map(|i| error(2 * i + 1)).collect();
     h.recv(&input).unwrap();
     assert_eq!(resets(&h.flush()).len(), burst as usize);
-    let out = trips(&mut h, &priority(2 * burst + 1, 2 * burst + 1));
+    let out = trips(&mut h, &error(2 * burst + 1));
     assert!(resets(&out).is_empty());
     assert_eq!(h.conn.stats().defences.reset_flood, 1);
 }
@@ -305,6 +306,29 @@ fn streams_over_the_limit_before_the_settings_ack_are_refused_then_bounded() {
         }),
         "{out:?}"
     );
-    assert_eq!(h.conn.stats().defences.refused_stream_flood > 0, true);
+    assert!(h.conn.stats().defences.refused_stream_flood > 0);
     assert_eq!(h.conn.stream_state(1), Some(h2flow_core::stream::State::Open));
+}
+
+/// Found by the soak (tests/fuzz_soak.rs): a DATA frame that broke content-length stayed counted
+/// as buffered, never handed over, when its stream error tripped the reset flood defence.
+#[test]
+fn the_stream_error_that_trips_the_reset_flood_defence_still_settles_its_stream() {
+    let mut cfg = default_config();
+    cfg.local_resets = h2flow_core::Rate { burst: 1, per_second: 0 };
+    let mut h = Harness::established(cfg);
+    // The one stream error the bucket allows.
+    h.recv(&concat(&[post(1, Some(3)), data(1, b"1234", false)])).unwrap();
+    assert_eq!(resets(&h.flush()), vec![(1, ErrorCode::PROTOCOL_ERROR.0)]);
+    let ev = h.recv(&concat(&[post(3, Some(3)), data(3, b"12", false)])).unwrap();
+    assert_eq!(ev.last(), Some(&Ev::Data { stream_id: 3, data: b"12".to_vec(), end_stream: false }));
+    // Past content-length: the frame is counted against the windows, never handed over.
+    let (ev, r) = h.feed(&data(3, b"34", false));
+    assert_eq!(r.unwrap_err().code().0, ENHANCE_YOUR_CALM);
+    assert_eq!(ev, vec![Ev::StreamError { stream_id: 3, code: ErrorCode::PROTOCOL_ERROR.0 }]);
+    // Told the stream is gone, the application holds nothing of it, and nothing is buffered.
+    assert_eq!(h.conn.buffered(), 0);
+    let out = h.flush();
+    assert_eq!(goaways(&out), vec![(3, ENHANCE_YOUR_CALM)]);
+    assert!(resets(&out).is_empty(), "{out:?}");
 }

@@ -535,3 +535,29 @@ fn recv_returns_data_payloads_as_input_ranges_except_a_frame_straddling_two_call
         assert_eq!((g.0, &g.1), (e.0, &e.1));
     }
 }
+
+/// Found by the soak (tests/fuzz_soak.rs): a late stream error on a stream both sides had
+/// ended released the body bytes the application still held, crediting the peer for them.
+#[test]
+fn a_late_stream_error_on_a_finished_stream_keeps_the_bytes_the_application_holds() {
+    let mut h = Harness::established(default_config());
+    h.recv(&post(1, None)).unwrap();
+    let ev = h.recv(&body(1, 10 * KIB, true)).unwrap();
+    assert_eq!(body_len(&ev, 1), 10 * KIB);
+    h.conn.send_headers(1, &[(b":status", b"200")], true).unwrap();
+    assert_eq!(h.conn.stream_state(1), None, "both sides ended the stream");
+    h.flush();
+    let remaining = h.conn.scheduler().connection_remaining();
+    // WINDOW_UPDATE with an increment of 0: a stream error (RFC 9113 6.9), answered with
+    // RST_STREAM, and nothing to tell the application about a stream it finished.
+    let ev = h.recv(&raw_frame(0x8, 0, 1, &[0, 0, 0, 0])).unwrap();
+    assert!(ev.is_empty(), "{ev:?}");
+    let out = h.flush();
+    assert_eq!(resets(&out), vec![(1, ErrorCode::PROTOCOL_ERROR.0)]);
+    assert_eq!(h.conn.buffered(), 10 * KIB as u64, "the application still holds the body");
+    assert!(window_updates(&out).is_empty(), "no credit for bytes not consumed: {out:?}");
+    assert_eq!(h.conn.scheduler().connection_remaining(), remaining);
+    // Consuming them is what releases them.
+    h.conn.consume(1, 10 * KIB as u64).unwrap();
+    assert_eq!(h.conn.buffered(), 0);
+}

@@ -270,3 +270,35 @@ fn empty_data_with_end_stream_sends_an_empty_frame() {
     assert_eq!(datas(&h.flush()), vec![(1, 0, true)]);
     assert_eq!(h.conn.stream_state(1), None);
 }
+
+/// Found by the soak (tests/fuzz_soak.rs): an empty DATA frame with END_STREAM went out on a
+/// stream whose window the peer had made negative.
+#[test]
+fn rfc9113_6_9_2_no_empty_end_stream_data_frame_while_the_stream_window_is_negative() {
+    let mut h = open(default_config(), &[(INITIAL_WINDOW_SIZE, 100)], &[1, 3]);
+    h.conn.send_data(1, &[0; 100], false).unwrap();
+    h.conn.send_data(3, &[0; 100], false).unwrap();
+    h.flush();
+    h.recv(&settings(&[(INITIAL_WINDOW_SIZE, 50)])).unwrap();
+    assert_eq!(h.conn.stream_send_window(1), Some(-50));
+    // The end of the stream waits: no flow-controlled frame while the window is negative.
+    assert_eq!(h.conn.send_data(1, b"", true), Ok(Sent::Queued(0)));
+    assert!(datas(&h.flush()).is_empty());
+    assert!(h.conn.stream_state(1).is_some());
+    assert_eq!(
+        h.conn.send_headers(1, &[(b"x-late", b"1")], true),
+        Err(SendError::Misuse("the stream was already ended"))
+    );
+    h.recv(&window_update(1, 30)).unwrap();
+    assert!(datas(&h.flush()).is_empty());
+    // Not negative any more: the empty frame goes out and the stream is done.
+    h.recv(&window_update(1, 20)).unwrap();
+    assert_eq!(datas(&h.flush()), vec![(1, 0, true)]);
+    assert_eq!(h.conn.stream_state(1), None);
+    // The same wait when the window reopens through SETTINGS.
+    assert_eq!(h.conn.send_data(3, b"", true), Ok(Sent::Queued(0)));
+    assert!(datas(&h.flush()).is_empty());
+    h.recv(&settings(&[(INITIAL_WINDOW_SIZE, 100)])).unwrap();
+    assert_eq!(datas(&h.flush()), vec![(3, 0, true)]);
+    assert_eq!(h.conn.stats().data_bytes_sent, 200);
+}

@@ -3,6 +3,7 @@
 
 mod common_engine;
 use common_engine::*;
+use h2flow_core::frame::setting;
 use h2flow_core::stream::State;
 use h2flow_core::ErrorCode;
 
@@ -354,14 +355,12 @@ fn rfc9113_5_3_1_priority_self_dependency_is_stream_protocol_error() {
     h.recv(&post(1, None)).unwrap();
     let ev = h.recv(&priority(1, 1)).unwrap();
     assert_eq!(ev, vec![Ev::StreamError { stream_id: 1, code: PROTOCOL_ERROR }]);
-    // On an idle stream (no event: the application never saw it).
-    let ev = h.recv(&priority(3, 3)).unwrap();
-    assert!(ev.is_empty());
-    // In HEADERS: the stream is not opened.
+    // In HEADERS: the stream is not opened. (On an idle stream it is a connection error:
+    // engine_conformance.rs.)
     let ev = h.recv(&headers_with_priority(5, &request_fields("GET", "/"), true, 5)).unwrap();
     assert!(ev.is_empty(), "{ev:?}");
     let out = h.flush();
-    assert_eq!(resets(&out), vec![(1, PROTOCOL_ERROR), (3, PROTOCOL_ERROR), (5, PROTOCOL_ERROR)]);
+    assert_eq!(resets(&out), vec![(1, PROTOCOL_ERROR), (5, PROTOCOL_ERROR)]);
     assert!(!h.conn.is_closed());
     assert_eq!(h.conn.open_streams(), 0);
     // A dependency on another stream is fine.
@@ -659,4 +658,20 @@ fn rfc9113_5_1_2_opening_over_the_limit_before_the_ack_is_only_refused() {
     assert_eq!(resets(&out).len(), 298);
     assert!(goaways(&out).is_empty());
     assert_eq!(h.conn.stats().defences.refused_stream_flood, 0);
+}
+
+/// Found by the audit for panics: debug data longer than the peer's max frame size made an
+/// oversized GOAWAY (and past 2^24-1 octets a panic in the codec).
+#[test]
+fn rfc9113_6_8_goaway_debug_data_is_cut_to_the_peer_max_frame_size() {
+    for (max_frame, debug_len) in [(16_384u32, 20_000usize), (20_000, 1 << 24)] {
+        let mut h = Harness::established_with(default_config(), &[(setting::MAX_FRAME_SIZE, max_frame)]);
+        h.conn.goaway(ErrorCode::NO_ERROR, &vec![b'd'; debug_len]);
+        let out = h.flush();
+        let debug = out.iter().find_map(|f| match f {
+            Out::GoAway { debug, .. } => Some(debug.len()),
+            _ => None,
+        });
+        assert_eq!(debug, Some(max_frame as usize - 8));
+    }
 }

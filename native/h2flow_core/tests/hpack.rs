@@ -348,15 +348,24 @@ fn rfc7541_6_3_block_of_only_a_size_update_is_valid() {
 
 #[test]
 fn rfc7541_6_3_size_update_above_settings_header_table_size_is_a_compression_error() {
-    // 256 is the limit: an update to 256 passes, one to 257 or 4096 does not.
-    assert!(decode(&mut Decoder::new(256, 16384), &[0x3f, 0xe1, 0x01, 0x82]).is_ok());
+    let acked = |size| {
+        let mut d = Decoder::new(size, 16384);
+        d.header_table_size_acked();
+        d
+    };
+    // Once our SETTINGS are acknowledged, 256 is the limit: an update to 256 passes, one to 257
+    // or 4096 does not.
+    assert!(decode(&mut acked(256), &[0x3f, 0xe1, 0x01, 0x82]).is_ok());
     for block in [&[0x3f, 0xe2, 0x01, 0x82][..], &[0x3f, 0xe1, 0x1f, 0x82]] {
-        let err = decode(&mut Decoder::new(256, 16384), block).unwrap_err();
+        let err = decode(&mut acked(256), block).unwrap_err();
         assert!(matches!(err, DecodeError::Compression(m) if m.contains("RFC 7541 6.3")), "{err:?}");
     }
+    // Before, the initial 4096 octets are (RFC 9113 6.5.3: a setting binds once acknowledged).
+    assert!(decode(&mut Decoder::new(256, 16384), &[0x3f, 0xe1, 0x1f, 0x82]).is_ok());
+    assert!(decode(&mut Decoder::new(256, 16384), &[0x3f, 0xe2, 0x1f, 0x82]).is_err());
     // A table size of 0 allows only an update to 0.
-    assert!(decode(&mut Decoder::new(0, 16384), &[0x20, 0x82]).is_ok());
-    assert!(decode(&mut Decoder::new(0, 16384), &[0x21, 0x82]).is_err());
+    assert!(decode(&mut acked(0), &[0x20, 0x82]).is_ok());
+    assert!(decode(&mut acked(0), &[0x21, 0x82]).is_err());
 }
 
 #[test]

@@ -121,3 +121,40 @@ fn scheduler_info<'a>(env: Env<'a>, s: ResourceArc<SchedulerResource>) -> NifRes
 fn scheduler_stream_remaining(s: ResourceArc<SchedulerResource>, id: u32) -> NifResult<Option<i64>> {
     Ok(lock(&s)?.stream_remaining(id))
 }
+
+/// A DATA frame of `len` bytes (no padding), then, unless `consume` is `nil`, that many bytes
+/// of the stream consumed by the application, then the credits due: `{:ok | {:error, reason},
+/// [{stream_id, increment}]}`. One NIF call per DATA frame for hosts that see every frame (the
+/// Cowboy stream handler).
+#[rustler::nif]
+fn scheduler_data_flush<'a>(
+    env: Env<'a>,
+    s: ResourceArc<SchedulerResource>,
+    id: u32,
+    len: u32,
+    end_stream: bool,
+    consume: Option<u64>,
+) -> NifResult<Term<'a>> {
+    let mut s = lock(&s)?;
+    let result = match s.on_data(id, len, len, end_stream) {
+        Ok(()) => terms::ok().encode(env),
+        Err(e) => (terms::error(), encode_error(env, &e)).encode(env),
+    };
+    if let Some(n) = consume {
+        s.consume(id, n).map_err(|_| misuse("consumed more bytes than were received"))?;
+    }
+    let mut credits = Vec::new();
+    s.flush(|id, n| credits.push((id, n)));
+    Ok((result, credits).encode(env))
+}
+
+/// `consume` bytes of the stream consumed by the application, then the credits due: one NIF
+/// call for a host whose reader takes buffered bytes (the Cowboy stream handler).
+#[rustler::nif]
+fn scheduler_consume_flush(s: ResourceArc<SchedulerResource>, id: u32, n: u64) -> NifResult<Vec<(u32, u32)>> {
+    let mut s = lock(&s)?;
+    s.consume(id, n).map_err(|_| misuse("consumed more bytes than were received"))?;
+    let mut credits = Vec::new();
+    s.flush(|id, n| credits.push((id, n)));
+    Ok(credits)
+}

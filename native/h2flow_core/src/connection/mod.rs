@@ -322,6 +322,9 @@ impl Connection {
     fn send_goaway(&mut self, last_stream_id: u32, code: ErrorCode, debug: &[u8]) {
         let last = self.goaway_sent.map_or(last_stream_id, |prev| prev.min(last_stream_id));
         self.goaway_sent = Some(last);
+        // The frame must fit the peer's SETTINGS_MAX_FRAME_SIZE (RFC 9113 4.2) whatever debug
+        // data the application passes; 8 octets are the last stream id and the code.
+        let debug = debug.get(..self.peer.max_frame_size as usize - 8).unwrap_or(debug);
         self.write_frame(frame::Frame::GoAway(frame::GoAway {
             last_stream_id: last,
             error_code: code,
@@ -435,6 +438,7 @@ impl Connection {
     fn send_probe(&mut self, now: Instant) {
         self.probes += 1;
         let mut data = *b"h2flow\0\0";
+        // ok: an 8-byte array.
         data[6..].copy_from_slice(&(self.probes as u16).to_be_bytes());
         self.probe_payload = Some(data);
         self.stats.pings_sent += 1;

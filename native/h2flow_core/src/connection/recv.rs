@@ -25,6 +25,7 @@ impl Connection {
         let mut pos = 0;
         if let Phase::Preface(seen) = self.phase {
             let n = (PREFACE.len() - seen).min(input.len());
+            // ok: seen < PREFACE.len() in this phase, and n fits both slices by construction.
             if input[..n] != PREFACE[seen..seen + n] {
                 return Err(conn(ErrorCode::PROTOCOL_ERROR, "invalid connection preface (RFC 9113 3.4)"));
             }
@@ -36,6 +37,8 @@ impl Connection {
             self.phase = Phase::FirstSettings;
         }
         if !self.carry.is_empty() {
+            // ok: pos <= input.len() here and below: it only advances past bytes that are in
+            // `input` (the preface part, what complete_carried used, whole frames).
             pos += self.complete_carried(&input[pos..], now)?;
             if !self.carry.is_empty() {
                 return Ok(());
@@ -72,6 +75,7 @@ impl Connection {
         let mut used = 0;
         if self.carry.len() < HEADER_LEN {
             used = (HEADER_LEN - self.carry.len()).min(input.len());
+            // ok: used <= input.len().
             self.carry.extend_from_slice(&input[..used]);
         }
         let Some(head) = Head::parse(&self.carry) else { return Ok(used) };
@@ -82,7 +86,9 @@ impl Connection {
             ));
         }
         let total = HEADER_LEN + head.length as usize;
-        let n = (total - self.carry.len()).min(input.len() - used);
+        // The carry is less than one frame (recv_inner keeps only an incomplete frame).
+        let n = total.saturating_sub(self.carry.len()).min(input.len() - used);
+        // ok: used <= input.len() (it is a min with input.len()), and n <= input.len() - used.
         self.carry.extend_from_slice(&input[used..used + n]);
         used += n;
         if self.carry.len() < total {
@@ -162,14 +168,29 @@ impl Connection {
     /// Turns a stream error into RST_STREAM and goes on; passes connection errors up.
     fn check(&mut self, result: Result<(), Error>, now: Instant) -> Result<(), Error> {
         let Err(Error::Stream { stream_id, code, message }) = result else { return result };
-        if !self.local_resets.take(now) {
-            self.stats.defences.reset_flood += 1;
-            return Err(conn(ErrorCode::ENHANCE_YOUR_CALM, "too many stream errors (CVE-2019-9514)"));
+        if self.is_idle(stream_id) {
+            // Only PRIORITY gets here on an idle stream (a bad length, or a dependency on
+            // itself). RST_STREAM must not be sent on an idle stream (RFC 9113 6.4) and a peer
+            // would answer it with a connection error (5.1); a stream error may be treated as
+            // a connection error instead (5.4.1).
+            return Err(Error::Connection { code, message });
         }
         let announced = self.streams.get(&stream_id).is_some_and(|s| s.announced);
-        self.reset(stream_id, code);
+        let flood = !self.local_resets.take(now);
+        if flood {
+            // The GOAWAY replaces the RST_STREAM, but the stream is settled all the same: a
+            // DATA frame that broke content-length was counted as buffered and never handed
+            // over, and must not stay counted.
+            self.stats.defences.reset_flood += 1;
+            self.close_stream(stream_id, Closed::ResetByUs);
+        } else {
+            self.reset(stream_id, code);
+        }
         if announced {
             self.events.push(Event::StreamError { stream_id, code, message: message.into_owned() });
+        }
+        if flood {
+            return Err(conn(ErrorCode::ENHANCE_YOUR_CALM, "too many stream errors (CVE-2019-9514)"));
         }
         Ok(())
     }

@@ -152,7 +152,10 @@ impl Connection {
             loop {
                 let n = rest.len().min(max_frame).min(s.send.window.available() as usize);
                 let n = n.min(self.send_window.available() as usize);
-                if n == 0 && !(rest.is_empty() && end_stream && !written) {
+                // An empty DATA frame can carry END_STREAM, but it is flow-controlled too: none
+                // while the stream window is negative (RFC 9113 6.9.2); pump sends it later.
+                let empty_end = rest.is_empty() && end_stream && !written && s.send.window.get() >= 0;
+                if n == 0 && !empty_end {
                     break;
                 }
                 s.send.window.consume(n as u32);
@@ -166,14 +169,16 @@ impl Connection {
                     break;
                 }
             }
-            if rest.is_empty() {
+            if rest.is_empty() && (written || !end_stream) {
                 if end_stream {
                     self.local_ended(id);
                 }
                 return Ok(Sent::Queued(0));
             }
         }
-        s.send.queue.push_back(Bytes::copy_from_slice(rest));
+        if !rest.is_empty() {
+            s.send.queue.push_back(Bytes::copy_from_slice(rest));
+        }
         s.send.queued += rest.len() as u64;
         s.send.end_queued = end_stream;
         s.send.check_stall(&mut self.stats);
@@ -256,7 +261,8 @@ impl Connection {
         self.closed.insert(id, Closed::EndStream);
     }
 
-    /// Writes RST_STREAM and closes the stream; its buffered request bytes are released.
+    /// Writes RST_STREAM and closes the stream; if it was open, its buffered request bytes are
+    /// released.
     pub(super) fn reset(&mut self, id: u32, code: ErrorCode) {
         self.write_frame(Frame::RstStream(RstStream { stream_id: id, error_code: code }));
         self.stats.streams_reset_by_us += 1;
@@ -266,8 +272,12 @@ impl Connection {
     pub(super) fn close_stream(&mut self, id: u32, how: Closed) {
         if let Some(s) = self.streams.remove(&id) {
             self.queued_total -= s.send.queued;
+            // The application is told (StreamReset, StreamError) or reset it itself: what it
+            // has not consumed is released. A stream both sides had ended keeps its bytes until
+            // the application consumes them, even if a late frame makes us reset it: releasing
+            // them would credit the peer for bytes still held (the memory bound).
+            self.scheduler.close_stream(id);
         }
-        self.scheduler.close_stream(id);
         self.closed.insert(id, how);
     }
 
@@ -312,6 +322,7 @@ impl Connection {
             let conn_available = self.send_window.available();
             let Some(s) = self.streams.get_mut(&id) else { continue };
             s.send.in_ready = false;
+            let mut ended_by_data = false;
             if s.send.queued > 0 {
                 let n = (s.send.queued.min(max_frame as u64) as u32)
                     .min(s.send.window.available())
@@ -344,6 +355,7 @@ impl Connection {
                 self.send_window.consume(n);
                 self.queued_total -= n as u64;
                 write_data(&mut self.output, &mut self.stats, id, &chunk, end);
+                ended_by_data = end;
                 if notify {
                     self.events.push(Event::SendWindowOpen { stream_id: id });
                 }
@@ -352,12 +364,19 @@ impl Connection {
                     continue;
                 }
             }
-            // The queue is empty: what ends the stream goes out now (END_STREAM rode on the last
-            // DATA frame unless trailers follow).
+            // The queue is empty: what ends the stream goes out now. END_STREAM rode on the last
+            // DATA frame, or goes on trailers, or on an empty DATA frame that had to wait for the
+            // stream window to stop being negative (RFC 9113 6.9.2; a WINDOW_UPDATE or SETTINGS
+            // that opens the window makes the stream ready again).
             let Some(s) = self.streams.get_mut(&id) else { continue };
             if s.send.end_queued {
                 if let Some(trailers) = s.send.trailers.take() {
                     self.write_header_block(id, trailers.iter(), true);
+                } else if !ended_by_data {
+                    if s.send.window.get() < 0 {
+                        continue;
+                    }
+                    write_data(&mut self.output, &mut self.stats, id, &[], true);
                 }
                 self.local_ended(id);
             }
@@ -388,6 +407,7 @@ fn check_response(fields: &[(&[u8], &[u8])]) -> Result<bool, SendError> {
         [a @ b'1'..=b'5', b, c] if b.is_ascii_digit() && c.is_ascii_digit() => (a - b'0') as u16 * 100,
         _ => return Err(SendError::Misuse(":status must be a 3-digit code from 100 to 599")),
     };
+    // ok: fields.first() matched above, so fields is not empty.
     for &(name, value) in &fields[1..] {
         if name.first() == Some(&b':') {
             return Err(SendError::Misuse("a response has no pseudo-header field other than :status"));

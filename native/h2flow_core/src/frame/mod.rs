@@ -298,6 +298,9 @@ fn padded_len(pad_len: Option<u8>) -> usize {
 }
 
 fn length_u32(len: usize) -> u32 {
+    // ok: never reached from peer input. The engine encodes only its own frames: header blocks
+    // and DATA are cut at the peer's max frame size, GOAWAY debug data is truncated to it, and
+    // a decoded frame re-encoded is never longer than 2^24-1.
     assert!(len <= MAX_MAX_FRAME_SIZE as usize, "frame payload longer than 2^24-1");
     len as u32
 }

@@ -1,0 +1,831 @@
+defmodule H2Flow.Cowboy.StreamHandler do
+  @moduledoc """
+  h2flow's receive-window scheduling inside a Cowboy 2 server: a `cowboy_stream` handler that
+  decides the HTTP/2 WINDOW_UPDATE frames Cowboy sends, with `H2Flow.Scheduler`.
+
+      dispatch = :cowboy_router.compile([{:_, [{"/upload", MyApp.Upload, []}]}])
+
+      opts = H2Flow.Cowboy.StreamHandler.cowboy_opts(%{env: %{dispatch: dispatch}})
+      {:ok, _} = :cowboy.start_clear(:http, [port: 8080], opts)
+
+  `cowboy_opts/1` puts this module right before `:cowboy_stream_h` in `:stream_handlers` and
+  sets Cowboy's window options to these values, unless the map already has them:
+
+      %{
+        initial_connection_window_size: 8_388_608,
+        initial_stream_window_size: 4_194_304,
+        connection_window_margin_size: 0,
+        stream_window_margin_size: 0,
+        connection_window_update_threshold: 2_147_483_647
+      }
+
+  `initial_connection_window_size` is the bound per connection. With 1 MiB and 256 KiB stream
+  windows the bound is tighter and a single large upload slower (more credits, each a write).
+  h2flow does not depend on Cowboy: this module is only loaded by an application that has it.
+  Handlers read bodies with `:cowboy_req.read_body/2` as usual.
+
+  ## What it does
+
+  One scheduler per connection lives in the connection process (every stream handler of an
+  HTTP/2 connection runs there), in its process dictionary. The handler feeds it the DATA
+  frames and what the readers take: bytes are consumed when a `read_body` finds them buffered
+  or waits for them. The scheduler's rules then hold for the connection: no stream credit once
+  a body has arrived, never beyond the remaining content-length, credit released at a
+  threshold of the window (half by default) and coalesced across streams, at most
+  `initial_connection_window_size` outstanding (the window the peer has plus bytes received that
+  no reader asked for), and credit for a waiting reader so that no body stalls.
+
+  ## How: a flow command is demand, not credit
+
+  A stream handler cannot write frames. Its lever is the `{flow, n}` command: Cowboy adds `n` to
+  the demand of the stream and of the connection, then `cow_http2_machine:ensure_window/4`
+  sends a WINDOW_UPDATE at each level whose demand exceeds the window, if that window is not
+  above `*_window_update_threshold`, raising it to demand + `*_window_margin_size` (at most
+  `max_*_window_size`). DATA lowers demand and window alike. `cowboy_req:read_body/2` becomes
+  `{flow, 8_000_000}` by default: Cowboy alone sends a stream (and often a connection)
+  WINDOW_UPDATE for most requests whose body has not fully arrived when the handler reads, and
+  grants 8 MB per waiting reader whatever the content-length.
+
+  This handler drops those commands and emits its own. It mirrors Cowboy's demand and windows
+  (from the Cowboy options it is given; with zero margins exactly), and when the scheduler's
+  view of what the peer may send is ahead of Cowboy's, it emits the demand that makes Cowboy
+  raise the window to that. One `{flow, n}` moves both levels, so connection credit rides on a
+  stream whose own window needs no raise for it: a fresh stream (its window above the stream
+  threshold), a stream whose body has arrived, or the window a stream has left. When the peer
+  is about to run out of connection window and the current stream cannot carry what the streams
+  could use, another stream that can is asked to, by a message through Cowboy
+  (`{{pid, stream_id}, msg}`).
+
+  ## What a stream handler cannot do
+
+    * The connection window is raised to `initial_connection_window_size` by Cowboy itself,
+      right after its SETTINGS: one WINDOW_UPDATE per connection.
+    * When every stream's window already covers its body, no stream can carry connection credit
+      without its own window going past its body, and a peer about to run out of connection
+      window would stall: the handler then lets one stream's window go past its body (the peer
+      cannot use that part: Cowboy enforces the content-length). It happens with a single
+      large upload left on a connection, or with the tight windows above.
+    * DATA on a stream Cowboy stopped or reset before its body arrived still uses the
+      connection window, without any handler seeing it. The handler assumes the worst (that
+      stream's window, and for reset streams at most the connection window the peer had) until
+      more DATA arrived than the peer could send before it read the RST_STREAM; meanwhile the
+      connection window may exceed the bound by that much.
+    * With nonzero margins (Cowboy's default 65,535) Cowboy raises a window by at least the
+      margin + 1: fewer, larger credits, sometimes past a body by up to the margin. With Cowboy's
+      default 65,535-byte connection window, the connection needs a credit per 64 KiB or so.
+    * Until Cowboy has the peer's SETTINGS ACK, its window for streams opened before then is
+      65,535, and the ACK later adds the rest: the handler counts with the smaller window until
+      the peer has sent more than 65,535 bytes, which it can only do after sending the ACK.
+    * Cowboy does not count padding against its windows, and an `early_error/5` response does
+      not reach the handler's bookkeeping.
+
+  ## Requirements
+
+    * Cowboy 2 over HTTP/2 (HTTP/1.1 and HTTP/3 streams pass through untouched); built and
+      tested against Cowboy 2.13 and cowlib 2.14, whose window arithmetic it mirrors.
+    * This handler directly before `:cowboy_stream_h`, and no handler before it that rewrites
+      request bodies (`:cowboy_decompress_h` would): otherwise streams pass through untouched.
+
+  ## Options
+
+  Under the `:h2flow` key of the Cowboy options, a keyword list:
+
+    * `:window_update_threshold` (default 50): percent of a window at which credit is released.
+  """
+
+  # Cowboy is optional: the calls below resolve at run time, in an application that has it.
+  # The connection's state lives in its process dictionary (:erlang.get/put: these callbacks
+  # run several times per request).
+  @compile {:no_warn_undefined, [:cowboy_stream]}
+
+  alias H2Flow.Scheduler
+
+  @key {__MODULE__, :connection}
+  @max_window 2_147_483_647
+
+  @recommended %{
+    initial_connection_window_size: 8_388_608,
+    initial_stream_window_size: 4_194_304,
+    connection_window_margin_size: 0,
+    stream_window_margin_size: 0,
+    connection_window_update_threshold: @max_window
+  }
+
+  @typedoc "The per-stream state Cowboy keeps for this handler."
+  @opaque state :: {:managed | :passthrough, term()}
+
+  @doc """
+  Cowboy protocol options with this handler before `:cowboy_stream_h` and the recommended
+  window options (see the moduledoc); keys already in `opts` win.
+
+      iex> opts = H2Flow.Cowboy.StreamHandler.cowboy_opts(%{initial_stream_window_size: 65_535})
+      iex> opts.stream_handlers
+      [H2Flow.Cowboy.StreamHandler, :cowboy_stream_h]
+      iex> {opts.initial_stream_window_size, opts.stream_window_margin_size}
+      {65535, 0}
+  """
+  @spec cowboy_opts(map()) :: map()
+  def cowboy_opts(opts \\ %{}) when is_map(opts) do
+    opts = Map.merge(@recommended, opts)
+    handlers = List.delete(Map.get(opts, :stream_handlers, [:cowboy_stream_h]), __MODULE__)
+
+    handlers =
+      case Enum.split_while(handlers, &(&1 != :cowboy_stream_h)) do
+        {before, []} -> before ++ [__MODULE__, :cowboy_stream_h]
+        {before, rest} -> before ++ [__MODULE__ | rest]
+      end
+
+    Map.put(opts, :stream_handlers, handlers)
+  end
+
+  @doc """
+  The scheduler counters of a Cowboy connection process (see `H2Flow.Scheduler.info/1`) plus
+  what this handler mirrors of Cowboy: `:demand` (the connection's), `:window` and
+  `:window_max` (bounds of its connection window: equal when known exactly), `:lingering` (DATA
+  of stopped streams that may still arrive) and `:streams`; `nil` when the process has no HTTP/2
+  stream handled by this module. A `cowboy_req` request has the connection process as its `pid`.
+  """
+  @spec connection_info(pid()) :: map() | nil
+  def connection_info(pid) when is_pid(pid) do
+    with {:dictionary, dict} <- Process.info(pid, :dictionary),
+         {_, conn} <- List.keyfind(dict, @key, 0) do
+      conn.sched
+      |> Scheduler.info()
+      |> Map.merge(%{
+        window: conn.window,
+        window_max: conn.window_max,
+        lingering: lingering(conn),
+        demand: conn.flow,
+        streams: map_size(conn.streams)
+      })
+    else
+      _ -> nil
+    end
+  end
+
+  ## cowboy_stream callbacks
+
+  @doc false
+  @spec init(term(), map(), map()) :: {list(), state()}
+  def init(id, req, opts) do
+    {commands, next} = :cowboy_stream.init(id, req, opts)
+
+    if Map.get(req, :version) == :"HTTP/2" and
+         match?([:cowboy_stream_h | _], opts[:stream_handlers]) do
+      conn = open(connection(opts), id, req)
+      {commands, conn} = plan(conn, id, commands, :info)
+      :erlang.put(@key, conn)
+      {commands, {:managed, next}}
+    else
+      {commands, {:passthrough, next}}
+    end
+  end
+
+  @doc false
+  @spec data(term(), :fin | :nofin, binary(), state()) :: {list(), state()}
+  def data(id, fin, data, {:managed, next}) do
+    conn = received(:erlang.get(@key), id, byte_size(data), fin == :fin)
+    {commands, next} = :cowboy_stream.data(id, fin, data, next)
+    {commands, conn} = plan(conn, id, commands, :data)
+    :erlang.put(@key, conn)
+    {commands, {:managed, next}}
+  end
+
+  def data(id, fin, data, {:passthrough, next}) do
+    {commands, next} = :cowboy_stream.data(id, fin, data, next)
+    {commands, {:passthrough, next}}
+  end
+
+  @doc false
+  @spec info(term(), term(), state()) :: {list(), state()}
+  def info(id, {__MODULE__, :carry}, {:managed, _} = state) do
+    conn = %{:erlang.get(@key) | carrier: nil}
+    {commands, conn} = plan(conn, id, [], :carry)
+    :erlang.put(@key, conn)
+    {commands, state}
+  end
+
+  def info(id, msg, {:managed, next}) do
+    conn = :erlang.get(@key)
+
+    conn =
+      if is_tuple(msg) and elem(msg, 0) in [:read_body, :read_body_timeout],
+        do: update_stream(conn, id, &read_body(&1, id, &2, msg)),
+        else: conn
+
+    {commands, next} = :cowboy_stream.info(id, msg, next)
+    {commands, conn} = plan(conn, id, commands, :info)
+    :erlang.put(@key, conn)
+    {commands, {:managed, next}}
+  end
+
+  def info(id, msg, {:passthrough, next}) do
+    {commands, next} = :cowboy_stream.info(id, msg, next)
+    {commands, {:passthrough, next}}
+  end
+
+  @doc false
+  @spec terminate(term(), term(), state()) :: term()
+  def terminate(id, reason, {mode, next}) do
+    if mode == :managed, do: :erlang.put(@key, terminated(:erlang.get(@key), id, reason))
+    :cowboy_stream.terminate(id, reason, next)
+  end
+
+  @doc false
+  @spec early_error(term(), term(), map(), tuple(), map()) :: tuple()
+  def early_error(id, reason, partial_req, resp, opts),
+    do: :cowboy_stream.early_error(id, reason, partial_req, resp, opts)
+
+  ## The connection: scheduler, Cowboy's demand and windows
+
+  defp connection(opts) do
+    case :erlang.get(@key) do
+      :undefined -> new_connection(opts)
+      conn -> conn
+    end
+  end
+
+  defp new_connection(opts) do
+    window = Map.get(opts, :initial_connection_window_size, 65_535)
+    stream_window = Map.get(opts, :initial_stream_window_size, 65_535)
+
+    {:ok, sched} =
+      Scheduler.new(
+        initial_connection_window: window,
+        peer_initial_connection_window: window,
+        initial_stream_window: stream_window,
+        max_frame_size: Map.get(opts, :max_frame_size_received, 16_384),
+        window_update_threshold: threshold(Map.get(opts, :h2flow, []))
+      )
+
+    %{
+      sched: sched,
+      # Cowboy's connection demand (`flow`). cow_http2_machine's connection window is known
+      # within bounds: `window` is at most that window plus the DATA of stopped streams that
+      # arrived since (no handler sees it; `lingering` lists what may still come and
+      # lingering/1 bounds it), `window_max` at least that window. Without lingering DATA and
+      # with equal bounds it is exact.
+      flow: 0,
+      window: window,
+      window_max: window,
+      lingering: [],
+      lingering_total: 0,
+      # What the scheduler lets the peer send (its view, from its credits); scheduler events
+      # not flushed yet.
+      remaining: window,
+      dirty: false,
+      stream_window: stream_window,
+      # Streams opened before the peer's SETTINGS ACK reached Cowboy have a window of 65,535 in
+      # cow_http2_machine until it does, then the advertised one. The peer can send more than
+      # 65,535 bytes only with a WINDOW_UPDATE that Cowboy wrote after its SETTINGS, so once
+      # the connection received that much, the ACK has arrived (`received`, `acked`).
+      received: 0,
+      acked: stream_window <= 65_535,
+      max_frame_size: Map.get(opts, :max_frame_size_received, 16_384),
+      conn_params: params(opts, :connection, 163_840),
+      stream_params: params(opts, :stream, 163_840),
+      carrier: nil,
+      streams: %{},
+      coverage: 0
+    }
+  end
+
+  defp threshold(h2flow_opts) do
+    Enum.reduce(h2flow_opts, 50, fn
+      {:window_update_threshold, t}, _ when is_integer(t) and t in 1..100 -> t
+      other, _ -> raise ArgumentError, "invalid :h2flow option #{inspect(other)}"
+    end)
+  end
+
+  # {margin, threshold, max} of one level, Cowboy's defaults when unset.
+  defp params(opts, level, default_threshold) do
+    {Map.get(opts, :"#{level}_window_margin_size", 65_535),
+     Map.get(opts, :"#{level}_window_update_threshold", default_threshold),
+     Map.get(opts, :"max_#{level}_window_size", @max_window)}
+  end
+
+  defp open(conn, id, req) do
+    length = if is_integer(req[:body_length]), do: req.body_length
+    body? = Map.get(req, :has_body, false)
+    :ok = Scheduler.open_stream(conn.sched, id, length, not body?)
+
+    stream = %{
+      # Cowboy's demand for the stream, cow_http2_machine's window, the scheduler's view.
+      flow: 0,
+      window: conn.stream_window,
+      remaining: conn.stream_window,
+      # Body bytes still to come when the length is known; the peer may still send DATA.
+      expected: if(body?, do: length, else: 0),
+      receiving: body?,
+      # Bytes received, fed to the scheduler and not yet taken by a reader.
+      fed: 0,
+      # cowboy_stream_h's read buffer, its end-of-body flag and the read that waits, mirrored.
+      buffer: 0,
+      buffer_fin: false,
+      waiting: nil,
+      # The handler stopped: Cowboy ends the stream once the response is out.
+      stopped: false,
+      # Opened before Cowboy may have had the SETTINGS ACK: its window there may be smaller.
+      early: not conn.acked
+    }
+
+    put_stream(conn, id, stream)
+  end
+
+  defp update_stream(conn, id, fun) do
+    case conn.streams do
+      %{^id => stream} -> fun.(conn, stream)
+      _ -> conn
+    end
+  end
+
+  # Every change of a stream goes through here, which keeps `coverage` (what the peer could send
+  # on the streams, their windows and bodies permitting) without walking them all.
+  defp put_stream(conn, id, stream) do
+    old = Map.get(conn.streams, id)
+
+    %{
+      conn
+      | streams: Map.put(conn.streams, id, stream),
+        coverage: conn.coverage + cover(stream) - cover(old)
+    }
+  end
+
+  defp cover(%{receiving: true} = s), do: max(0, min(s.window, s.expected || s.window))
+  defp cover(_), do: 0
+
+  ## Events
+
+  # A DATA frame: Cowboy lowers both demands (not below 0) and cow_http2_machine both windows.
+  # The scheduler refuses DATA beyond its view of the windows: what Cowboy granted beyond it
+  # is not fed to it (and not counted twice).
+  defp received(conn, id, size, fin?) do
+    case conn.streams do
+      %{^id => old} ->
+        s = old
+        fed = size |> min(max(conn.remaining, 0)) |> min(max(s.remaining, 0))
+        {s, taken?} = mirror_data(s, size, fin?)
+        consumed = if taken?, do: s.fed + fed
+
+        {_, credits} = Scheduler.data_and_flush(conn.sched, id, fed, fin?, consumed)
+
+        s = %{
+          s
+          | flow: max(0, s.flow - size),
+            window: s.window - size,
+            remaining: s.remaining - fed,
+            expected: s.expected && max(0, s.expected - size),
+            receiving: s.receiving and not fin?,
+            fed: if(taken?, do: 0, else: s.fed + fed)
+        }
+
+        received = conn.received + size
+        conn = expire_lingering(conn, size)
+
+        conn = %{
+          conn
+          | received: received,
+            acked: conn.acked or received > 65_535,
+            flow: max(0, conn.flow - size),
+            window: conn.window - size,
+            window_max: conn.window_max - size,
+            remaining: conn.remaining - fed,
+            streams: Map.put(conn.streams, id, s),
+            coverage: conn.coverage + cover(s) - cover(old)
+        }
+
+        credited(conn, credits)
+
+      _ ->
+        conn
+    end
+  end
+
+  # cowboy_stream_h's data/4: a waiting read takes the bytes (`true`); otherwise they are
+  # buffered.
+  defp mirror_data(%{waiting: nil} = s, size, fin?),
+    do: {%{s | buffer: s.buffer + size, buffer_fin: fin?}, false}
+
+  defp mirror_data(%{waiting: :auto} = s, _size, _fin?), do: {%{s | waiting: nil}, true}
+
+  defp mirror_data(%{waiting: {length, _}} = s, size, fin?) do
+    if not fin? and s.buffer + size < length,
+      do: {%{s | buffer: s.buffer + size}, true},
+      else: {%{s | buffer: 0, waiting: nil}, true}
+  end
+
+  # cowboy_stream_h's info/3 for cowboy_req's read_body messages: what is buffered goes to the
+  # reader now or is kept for it, so it is consumed either way, and a read that cannot be
+  # answered waits (Cowboy's auto mode: only when nothing is buffered).
+  defp read_body(conn, id, s, {:read_body, _pid, ref, length, _period}) do
+    credits = Scheduler.consume_and_flush(conn.sched, id, s.fed)
+    s = %{s | fed: 0}
+
+    s =
+      cond do
+        length == :auto and s.buffer == 0 -> %{s | waiting: :auto}
+        length == :auto -> %{s | buffer: 0}
+        s.buffer_fin or s.buffer >= length -> %{s | buffer: 0}
+        true -> %{s | waiting: {length, ref}}
+      end
+
+    conn |> put_stream(id, s) |> credited(credits)
+  end
+
+  defp read_body(conn, id, %{waiting: {_, ref}} = s, {:read_body_timeout, ref}),
+    do: put_stream(conn, id, %{s | buffer: 0, waiting: nil})
+
+  defp read_body(conn, _id, _s, _msg), do: conn
+
+  # The stream will get no more DATA that any handler sees: the handler stopped (Cowboy then
+  # ignores the stream's DATA), or it was reset. Unless the peer reset it, cow_http2_machine
+  # still charges what the peer sends on it to the connection window, up to the stream's
+  # window: that much is set aside (`lingering`) until it has surely arrived.
+  defp stop_receiving(conn, id, peer_reset?) do
+    update_stream(conn, id, fn conn, s ->
+      # The scheduler no longer tracks a stream that has nothing left to receive or to consume.
+      released? = s.receiving or s.fed > 0
+      if released?, do: :ok = Scheduler.close_stream(conn.sched, id)
+
+      conn =
+        case s.receiving and not peer_reset? and max(0, min(s.window, s.expected || s.window)) do
+          amount when is_integer(amount) and amount > 0 ->
+            %{
+              conn
+              | lingering: [%{id: id, amount: amount, headroom: nil} | conn.lingering],
+                lingering_total: conn.lingering_total + amount
+            }
+
+          _ ->
+            conn
+        end
+
+      s = %{s | receiving: false, expected: 0, fed: 0, waiting: nil, stopped: true}
+      put_stream(%{conn | dirty: conn.dirty or released?}, id, s)
+    end)
+  end
+
+  # Cowboy subtracts a terminated stream's demand from the connection's, except when the peer
+  # reset the stream (`reason` is then the bare error code). Cowboy resets a stream whose body
+  # has not fully arrived: from now on, the peer can send on it only what it sent before it
+  # read the RST_STREAM, which is at most its connection window now (`window_max`).
+  defp terminated(conn, id, reason) do
+    peer_reset? = is_atom(reason) and reason not in [:normal, :switch_protocol]
+
+    conn =
+      case conn.streams do
+        %{^id => %{stopped: true}} -> conn
+        _ -> stop_receiving(conn, id, peer_reset?)
+      end
+
+    conn = reset_lingering(conn, id)
+
+    case Map.pop(conn.streams, id) do
+      {nil, _} ->
+        conn
+
+      {s, streams} ->
+        flow = if peer_reset?, do: conn.flow, else: conn.flow - s.flow
+        conn = %{conn | flow: flow, streams: streams, coverage: conn.coverage - cover(s)}
+        if conn.carrier == id, do: ask_again(%{conn | carrier: nil}), else: conn
+    end
+  end
+
+  defp reset_lingering(%{lingering: []} = conn, _id), do: conn
+
+  defp reset_lingering(conn, id) do
+    {lingering, total} =
+      Enum.map_reduce(conn.lingering, 0, fn
+        %{id: ^id} = l, total ->
+          amount = min(l.amount, max(conn.window_max, 0))
+          {%{l | headroom: conn.window_max, amount: amount}, total + amount}
+
+        l, total ->
+          {l, total + l.amount}
+      end)
+
+    %{conn | lingering: lingering, lingering_total: total}
+  end
+
+  # The stream asked to carry connection credit ended first (Cowboy drops the message): another
+  # stream still receiving is asked, so that a starving peer is not left waiting.
+  defp ask_again(conn) do
+    case Enum.find(conn.streams, fn {_, s} -> s.receiving end) do
+      {other, _} -> ask(conn, other)
+      nil -> conn
+    end
+  end
+
+  # More visible DATA than the peer had window when a stream was reset can only have been sent
+  # with credit that went out after the RST_STREAM, so after the peer read it: everything it
+  # sent on that stream has arrived before (one TCP stream, in order).
+  defp expire_lingering(%{lingering: []} = conn, _size), do: conn
+
+  defp expire_lingering(conn, size) do
+    {gone, kept} =
+      conn.lingering
+      |> Enum.map(fn
+        %{headroom: nil} = l -> l
+        l -> %{l | headroom: l.headroom - size}
+      end)
+      |> Enum.split_with(&(&1.headroom != nil and &1.headroom < 0))
+
+    # What arrived of it is no longer to come but has lowered the window: at most all of it.
+    gone = Enum.sum(Enum.map(gone, & &1.amount))
+
+    %{
+      conn
+      | lingering: kept,
+        lingering_total: conn.lingering_total - gone,
+        window: conn.window - gone
+    }
+  end
+
+  ## Commands
+
+  # The flow commands of the handlers after this one are dropped: demand is decided here.
+  defp plan(conn, id, commands, event) do
+    {commands, stop?} = without_flow(commands, [], false)
+
+    conn = if stop?, do: stop_receiving(conn, id, false), else: conn
+    conn = if conn.dirty, do: flush(conn), else: conn
+
+    case realize(conn, id, event) do
+      {0, conn} -> {commands, conn}
+      {n, conn} -> {[{:flow, n} | commands], conn}
+    end
+  end
+
+  defp flush(conn), do: credited(%{conn | dirty: false}, Scheduler.flush(conn.sched))
+
+  defp without_flow([], acc, stop?), do: {:lists.reverse(acc), stop?}
+  defp without_flow([{:flow, _} | rest], acc, stop?), do: without_flow(rest, acc, stop?)
+  defp without_flow([:stop | rest], acc, _), do: without_flow(rest, [:stop | acc], true)
+  defp without_flow([command | rest], acc, stop?), do: without_flow(rest, [command | acc], stop?)
+
+  # The scheduler's credits raise its view of what the peer may send.
+  defp credited(conn, []), do: conn
+
+  defp credited(conn, credits) do
+    Enum.reduce(credits, conn, fn
+      {0, credit}, conn ->
+        %{conn | remaining: conn.remaining + credit}
+
+      {id, credit}, conn ->
+        update_stream(conn, id, &put_stream(&1, id, %{&2 | remaining: &2.remaining + credit}))
+    end)
+  end
+
+  # The demand to emit on stream `id` so that Cowboy's windows reach the scheduler's view of what
+  # the peer may send: the stream's own credit, and the connection's when this stream can carry
+  # it without raising its own window (see carry_short/5 otherwise).
+  defp realize(conn, id, event) do
+    case conn.streams do
+      # Nothing owed, and Cowboy's demands within its windows: no WINDOW_UPDATE, now or at the
+      # check after this DATA frame. The common case for DATA frames.
+      %{^id => %{remaining: r, window: w, flow: f}}
+      when conn.lingering_total == 0 and conn.remaining <= conn.window and r <= w and f <= w and
+             conn.flow <= conn.window ->
+        {0, conn}
+
+      %{^id => s} ->
+        # Bytes beyond the scheduler's view were not fed to it: it may count them as body still
+        # to come, so its view is capped at the body that is really still to come.
+        target = if s.expected, do: min(s.remaining, s.expected), else: s.remaining
+
+        # Before the SETTINGS ACK the peer cannot have used the stream's window up (it can have
+        # sent 65,535 bytes in all), and a raise then would be raised again by the ACK.
+        stream_n =
+          if s.receiving and target > s.window and machine_window(s, conn) == s.window,
+            do: least_demand(s.flow, s.window, target - s.window, conn.stream_params),
+            else: nil
+
+        conn_n = connection_demand(conn)
+
+        base = stream_n || 0
+
+        {n, conn} =
+          cond do
+            conn_n == nil ->
+              {base, conn}
+
+            base >= conn_n or compare(free_demand(s, conn), conn_n) != :lt ->
+              {max(base, conn_n), conn}
+
+            true ->
+              carry_short(conn, id, s, event, base)
+          end
+
+        {n, demand(conn, id, s, n, event)}
+
+      _ ->
+        {0, conn}
+    end
+  end
+
+  # This stream cannot carry the whole connection credit without raising its own window: it
+  # waits for a stream that can (a fresh one, one that stops) or for the next stream credit,
+  # which carries connection credit with it. But when the peer is about to run out of
+  # connection window while the streams could take more (`coverage`), that much goes out now:
+  # raising this stream's window within its body, or asking a stream that can (by a message to
+  # itself), or else as much as this stream's body allows, or past this stream's body when it
+  # allows nothing. That last is the only way to move Cowboy's connection window when every
+  # stream's window already covers its body; the peer cannot use the extra (Cowboy enforces
+  # the content-length).
+  defp carry_short(conn, id, s, event, base) do
+    need_n =
+      if conn.window - lingering(conn) < conn.max_frame_size,
+        do: connection_demand(conn, min(conn.remaining, conn.coverage))
+
+    cond do
+      need_n in [nil, 0] ->
+        {base, conn}
+
+      compare(most_demand(s, conn), need_n) != :lt ->
+        {max(base, need_n), conn}
+
+      conn.carrier != nil ->
+        {base, conn}
+
+      true ->
+        case event != :carry and carrier(conn, id, need_n) do
+          other when is_integer(other) ->
+            {base, ask(conn, other)}
+
+          # Part of it within this stream's body, if that surely gives the peer a frame: it can
+          # send, and the callbacks that follow carry the rest.
+          _ ->
+            most = most_demand(s, conn)
+
+            if sure_credit(conn, most) >= conn.max_frame_size,
+              do: {max(base, most), conn},
+              else: {max(base, need_n), conn}
+        end
+    end
+  end
+
+  # A stream whose handler still runs that can take demand `n` without raising its window, or
+  # else one still receiving that can take it within its body.
+  defp carrier(conn, id, n) do
+    Enum.find_value(conn.streams, fn {other, s} ->
+      if other != id and not s.stopped and compare(free_demand(s, conn), n) != :lt, do: other
+    end) ||
+      Enum.find_value(conn.streams, fn {other, s} ->
+        if other != id and s.receiving and compare(most_demand(s, conn), n) != :lt, do: other
+      end)
+  end
+
+  defp ask(conn, carrier) do
+    send(self(), {{self(), carrier}, {__MODULE__, :carry}})
+    %{conn | carrier: carrier}
+  end
+
+  # The connection credit a demand of `n` gives for sure, whatever cow_http2_machine's window
+  # within its bounds.
+  defp sure_credit(conn, n) do
+    if exact?(conn),
+      do: increment(conn.flow + n, conn.window, conn.conn_params),
+      else: max(0, conn.flow + n - conn.window_max)
+  end
+
+  defp compare(:infinity, _), do: :gt
+  defp compare(a, b) when a < b, do: :lt
+  defp compare(_, _), do: :gt
+
+  # The least demand that gives the peer the scheduler's connection window: exactly, when the
+  # window is known; otherwise a demand that covers it and the lingering DATA whatever the
+  # window is (cow_http2_machine raises its window to at least the demand).
+  defp connection_demand(conn, target \\ nil) do
+    target = target || conn.remaining
+    lingering = lingering(conn)
+    owed = target - (conn.window - lingering)
+
+    cond do
+      owed <= 0 -> nil
+      exact?(conn) -> least_demand(conn.flow, conn.window, owed, conn.conn_params)
+      true -> max(1, target + lingering - conn.flow)
+    end
+  end
+
+  defp exact?(conn), do: conn.lingering_total == 0 and conn.window == conn.window_max
+
+  # The most DATA still to come on stopped streams: up to each one's window, and on those Cowboy
+  # already reset, what the peer sent before it read the RST_STREAM, so at most its connection
+  # window now (credit written after the RST_STREAM reaches it after it).
+  defp lingering(%{lingering_total: 0}), do: 0
+
+  defp lingering(conn) do
+    {reset, stopping} =
+      Enum.reduce(conn.lingering, {0, 0}, fn
+        %{headroom: nil, amount: a}, {r, s} -> {r, s + a}
+        %{amount: a}, {r, s} -> {r + a, s}
+      end)
+
+    min(reset, max(conn.window_max, 0)) + stopping
+  end
+
+  # Applies a demand of `n` as Cowboy will: both levels are checked after a flow command, and
+  # after a DATA frame that brought none.
+  # Cowboy's check after a DATA frame finds both demands within the windows (known exactly):
+  # nothing happens.
+  defp demand(%{flow: f, window: w, window_max: w, lingering_total: 0} = conn, _id, s, 0, :data)
+       when f <= w and s.flow <= s.window,
+       do: conn
+
+  defp demand(conn, id, s, n, event) when n > 0 or event == :data do
+    flow = conn.flow + n
+    s_flow = s.flow + n
+    stream_inc = increment(s_flow, s.window, conn.stream_params)
+
+    conn = connection_checked(%{conn | flow: flow})
+    put_stream(conn, id, %{s | flow: s_flow, window: s.window + stream_inc})
+  end
+
+  defp demand(conn, _id, _s, _n, _event), do: conn
+
+  # The most demand this stream can take without Cowboy ever raising its window past its
+  # remaining body. DATA lowers demand and window alike, so demand within the window never
+  # raises it (`free_demand/2`); beyond it, cow_http2_machine raises the window to demand +
+  # margin as soon as the window is at most the threshold, now or after more DATA.
+  defp most_demand(s, conn) do
+    {margin, _threshold, _max} = conn.stream_params
+    free = free_demand(s, conn)
+
+    # Before the SETTINGS ACK, what cow_http2_machine raises the window to, the ACK raises again.
+    early = s.window - machine_window(s, conn)
+
+    cond do
+      free == :infinity -> :infinity
+      not s.receiving -> free
+      s.expected == nil -> :infinity
+      true -> max(free, s.expected - margin - early - s.flow)
+    end
+  end
+
+  # The demand this stream can take without Cowboy raising its window at all, now or later:
+  # within its window, or any once no DATA will lower a window above the threshold.
+  defp free_demand(s, conn) do
+    {_margin, threshold, _max} = conn.stream_params
+    window = machine_window(s, conn)
+
+    if not s.receiving and window > threshold,
+      do: :infinity,
+      else: max(window - s.flow, 0)
+  end
+
+  # cow_http2_machine's window for the stream: smaller until the SETTINGS ACK for an early one.
+  defp machine_window(%{early: true} = s, %{acked: false} = conn),
+    do: s.window - (conn.stream_window - 65_535)
+
+  defp machine_window(s, _conn), do: s.window
+
+  # cow_http2_machine checked the connection window against the demand.
+  defp connection_checked(conn) do
+    {margin, threshold, max} = conn.conn_params
+    demand = conn.flow
+
+    if exact?(conn) do
+      window = conn.window + increment(demand, conn.window, conn.conn_params)
+      %{conn | window: window, window_max: window}
+    else
+      raised = if demand > 0, do: min(demand + margin, max), else: 0
+      # Its window was at most `window_max`: if that is below the demand, it was raised.
+      certain? = demand > conn.window_max and conn.window_max <= threshold and demand > 0
+      floor = if certain?, do: raised, else: Enum.min([demand, threshold + 1, max])
+
+      window_max = max(conn.window_max, raised)
+
+      if certain? and conn.lingering_total == 0,
+        do: %{conn | window: raised, window_max: raised},
+        else: %{
+          conn
+          | window: max(conn.window, floor),
+            window_max: window_max
+        }
+    end
+  end
+
+  ## Cowboy 2.13's window arithmetic (cow_http2_machine:ensure_window/4)
+
+  # The WINDOW_UPDATE increment a demand of `size` yields on `window`.
+  defp increment(size, window, {margin, threshold, max}) do
+    cond do
+      size == 0 or size <= window or window > threshold -> 0
+      size + margin > max -> max(max - window, 0)
+      true -> size + margin - window
+    end
+  end
+
+  # The least extra demand that raises `window` by at least `want` (as much as the maximum
+  # allows): 0 when the demand already does (cow_http2_machine acts on it at the next check,
+  # every DATA frame being one), nil when the window is above the threshold.
+  defp least_demand(demand, window, want, {margin, threshold, max} = params) do
+    want = min(want, max - window)
+
+    cond do
+      window > threshold or want <= 0 -> nil
+      increment(demand, window, params) >= want -> 0
+      true -> Enum.max([window - demand + 1, want + window - margin - demand, 1])
+    end
+  end
+end
