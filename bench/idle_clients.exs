@@ -3,8 +3,8 @@
 #
 #     elixir bench/idle_clients.exs PORT N
 #
-# Each connection sends the client preface and an empty SETTINGS, reads the server's SETTINGS
-# and acknowledges it, then stays quiet. Prints "ready" once all N are set up, and exits when
+# Each connection sends the client preface and an empty SETTINGS, acknowledges the server's
+# SETTINGS, waits for the answer to a PING, then stays quiet. Prints "ready" once all N are set up, and exits when
 # its standard input closes (the task closes the port).
 
 [port, n] = Enum.map(System.argv(), &String.to_integer/1)
@@ -20,12 +20,24 @@ sockets =
     socket
   end
 
-# The server's preface begins with its SETTINGS frame (RFC 9113 3.4); what follows it stays
-# unread in the socket.
+# Acknowledge the server's SETTINGS and send a PING; the PING's ACK (RFC 9113 6.7) says the
+# server has processed everything this client sent, so the connection is idle from then on.
+# Waiting this way, rather than polling the server's stats, keeps the measurement from
+# touching the connections.
+ping = <<8::24, 6::8, 0::8, 0::32, "h2flowid">>
+
 for socket <- sockets do
-  {:ok, <<length::24, 4::8, 0::8, _::32>>} = :gen_tcp.recv(socket, 9, 10_000)
+  :ok = :gen_tcp.send(socket, [settings_ack, ping])
+end
+
+read_frame = fn socket ->
+  {:ok, <<length::24, type::8, flags::8, _::32>>} = :gen_tcp.recv(socket, 9, 10_000)
   if length > 0, do: {:ok, _} = :gen_tcp.recv(socket, length, 10_000)
-  :ok = :gen_tcp.send(socket, settings_ack)
+  {type, flags}
+end
+
+for socket <- sockets do
+  Stream.repeatedly(fn -> read_frame.(socket) end) |> Enum.find(&(&1 == {6, 1}))
 end
 
 IO.puts("ready")

@@ -26,7 +26,11 @@ defmodule H2Flow.Connection do
               sending: nil,
               resp: :none,
               handler_done: false,
-              head: false
+              head: false,
+              # Body bytes handed to the handler with its request, not yet consumed.
+              handed: 0,
+              # A request with a body whose handler starts at the end of the batch.
+              pending: nil
   end
 
   def start_link({socket, config}), do: GenServer.start_link(__MODULE__, {socket, config})
@@ -44,6 +48,7 @@ defmodule H2Flow.Connection do
       peer: nil,
       streams: %{},
       pids: %{},
+      starting: [],
       buffered: 0,
       batch: 0,
       phase: :handshake,
@@ -95,7 +100,10 @@ defmodule H2Flow.Connection do
   end
 
   def handle_info({tag, _sock, reason}, state) when tag in [:tcp_error, :ssl_error] do
-    {:stop, {:shutdown, reason}, state}
+    # A peer that closes with data unread resets the socket (econnreset): as ordinary as a
+    # close, and treated the same.
+    Logger.debug(fn -> "h2flow: socket error from #{peer(state)}: #{inspect(reason)}" end)
+    {:stop, {:shutdown, :closed}, state}
   end
 
   # --- handler requests ------------------------------------------------------------------
@@ -248,7 +256,7 @@ defmodule H2Flow.Connection do
   defp recv(data, state) do
     case Engine.recv(state.engine, data) do
       {:ok, events} ->
-        continue(Enum.reduce(events, state, &event/2))
+        events |> Enum.reduce(state, &event/2) |> start_pending() |> continue()
 
       {:error, reason} ->
         Logger.debug(fn -> "h2flow: connection error from #{peer(state)}: #{inspect(reason)}" end)
@@ -271,7 +279,16 @@ defmodule H2Flow.Connection do
     end
   end
 
-  defp event({:headers, id, headers, fin}, state), do: start_handler(id, headers, fin, state)
+  defp event({:headers, id, headers, true}, state), do: start_handler(id, headers, true, state)
+
+  # A request with a body: its handler starts once this read's events are handled, so a body
+  # that arrived with the headers (most of them) goes to the handler with its request and
+  # read_body/2 needs no round trip to this process.
+  defp event({:headers, id, headers, false}, state) do
+    s = %Stream{pending: headers}
+
+    %{state | streams: Map.put(state.streams, id, s), starting: [id | state.starting]}
+  end
 
   defp event({:trailers, id, _trailers}, state) do
     case state.streams do
@@ -306,10 +323,43 @@ defmodule H2Flow.Connection do
   end
 
   defp start_handler(id, headers, fin, state) do
-    req = build_req(id, headers, fin, state)
+    spawn_handler(id, build_req(id, headers, fin, state), %Stream{fin: fin}, state)
+  end
+
+  defp start_pending(%{starting: []} = state), do: state
+
+  defp start_pending(state) do
+    state.starting
+    |> Enum.reverse()
+    |> Enum.reduce(%{state | starting: []}, fn id, state ->
+      case state.streams do
+        %{^id => %Stream{pending: headers} = s} when headers != nil ->
+          req = build_req(id, headers, false, state)
+          s = %{s | pending: nil}
+
+          if s.fin do
+            # The whole body is here: it goes with the request. It stays counted as buffered
+            # in the engine until the handler reads it (or exits), so the connection window
+            # still bounds what handlers hold.
+            body = s.buf |> Enum.reverse() |> IO.iodata_to_binary()
+            s = %{s | buf: [], size: 0, handed: s.size}
+            state = %{state | buffered: state.buffered - s.handed}
+            spawn_handler(id, %{req | body: body}, s, state)
+          else
+            spawn_handler(id, req, s, state)
+          end
+
+        _ ->
+          # Reset (or refused) before its handler started.
+          state
+      end
+    end)
+  end
+
+  defp spawn_handler(id, req, s, state) do
     %{handler: handler, handler_opts: opts} = state.config
     pid = spawn_link(H2Flow.Stream, :run, [handler, opts, req])
-    s = %Stream{pid: pid, fin: fin, head: req.method == "HEAD"}
+    s = %{s | pid: pid, head: req.method == "HEAD"}
 
     %{
       state
@@ -392,6 +442,12 @@ defmodule H2Flow.Connection do
   end
 
   # --- request bodies --------------------------------------------------------------------
+
+  # The handler read the body that came with its request.
+  defp handle_request({:consumed, n}, id, s, _pid, _ref, state) when n <= s.handed do
+    if n > 0, do: Engine.consume(state.engine, id, n)
+    put_stream(id, %{s | handed: s.handed - n}, state)
+  end
 
   defp handle_request({:read_body, length, period}, id, s, pid, ref, state) do
     # Consuming 0 of an empty buffer tells the scheduler a reader waits on this stream, so
@@ -567,9 +623,9 @@ defmodule H2Flow.Connection do
     case state.streams do
       %{^id => s} ->
         # The body will never be read: release what is buffered, credit the rest as it comes.
-        if s.size > 0, do: Engine.consume(state.engine, id, s.size)
+        if s.size + s.handed > 0, do: Engine.consume(state.engine, id, s.size + s.handed)
         state = %{state | buffered: state.buffered - s.size}
-        s = %{s | handler_done: true, pid: nil, reader: nil, buf: [], size: 0}
+        s = %{s | handler_done: true, pid: nil, reader: nil, buf: [], size: 0, handed: 0}
         state = put_stream(id, s, state)
 
         state =
@@ -713,6 +769,15 @@ defmodule H2Flow.Connection do
         Engine.goaway(state.engine, :no_error, "idle")
         state = write(state, Engine.flush(state.engine))
         {:stop, {:shutdown, :idle}, %{state | goaway: true}}
+
+      map_size(state.streams) == 0 and now - state.last_activity >= c.tick ->
+        # Nothing open and nothing received for a tick: hibernate, so an idle keep-alive
+        # connection holds only its state (about 1 KiB) rather than the heap its last burst
+        # grew. The next message wakes it as usual.
+        case flush(state) do
+          {:noreply, state} -> {:noreply, state, :hibernate}
+          stop -> stop
+        end
 
       true ->
         {:noreply, state, 0}

@@ -44,6 +44,8 @@ defmodule H2Flow.Req do
     headers: %{},
     has_body: false,
     body_state: :unread,
+    # The whole body, when it arrived with the request (internal).
+    body: nil,
     resp: :none
   ]
 
@@ -64,6 +66,7 @@ defmodule H2Flow.Req do
           headers: %{optional(binary()) => binary()},
           has_body: boolean(),
           body_state: :unread | :reading | :done,
+          body: binary() | nil,
           resp: :none | :streaming | :sent
         }
 
@@ -154,6 +157,17 @@ defmodule H2Flow.Req do
     unless (is_integer(period) and period >= 0) or period == :infinity,
       do: raise(ArgumentError, ":period must be a non-negative integer or :infinity")
 
+    read_body(req, length, period)
+  end
+
+  # The body came with the request: tell the connection it is consumed (so it is credited to
+  # the peer), without waiting for an answer.
+  defp read_body(%__MODULE__{body: body} = req, _length, _period) when is_binary(body) do
+    cast(req, {:consumed, byte_size(body)})
+    {:ok, body, %{req | body: nil, body_state: :done}}
+  end
+
+  defp read_body(req, length, period) do
     case call(req, {:read_body, length, period}) do
       {:ok, data} -> {:ok, data, %{req | body_state: :done}}
       {:more, data} -> {:more, data, %{req | body_state: :reading}}
