@@ -1,5 +1,6 @@
-# The :path_dependency tests compile a throwaway project that depends on this checkout; skip
-# them locally with `mix test --exclude path_dependency`. CI runs everything.
+# The :path_dependency tests compile a throwaway project that depends on this checkout, and the
+# :browser tests drive Debian's headless Chromium (/usr/bin/chromium); skip them locally with
+# `mix test --exclude path_dependency --exclude browser`. CI runs everything.
 ExUnit.start()
 
 # Cowboy integration (test/h2flow/cowboy_test.exs, tag :cowboy): h2flow does not depend on

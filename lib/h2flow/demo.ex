@@ -14,19 +14,25 @@ defmodule H2Flow.Demo do
 
     * `GET /`: the experiment page (`priv/demo/index.html`, no external assets). It fires `n`
       fetches at `/slow?ms=…` over one connection and charts, live, the requests in flight at
-      the server, the limit it advertised (SETTINGS_MAX_CONCURRENT_STREAMS) and the
-      WINDOW_UPDATE frames it sent; it can also upload a large body to `/echo`. Query
+      the server against the limit it advertised (SETTINGS_MAX_CONCURRENT_STREAMS), and the
+      WINDOW_UPDATE frames it sent; it sums up the peak, the requests completed and the
+      connections they used. It can also upload a large body to `/echo`, charting the bytes
+      the server buffers against the connection's receive window. Query
       parameters: `n` (default 300), `ms` (default 1000), `autorun=1` (run the fetches on load),
       `upload=MiB` (run the upload on load, after the fetches if both are given). It POSTs
       each result to `/report` and sets `data-done="1"` on `<body>` once everything ran
       (`data-error` too if something failed).
     * `GET /slow?ms=N`: waits N ms (default 1000, at most 60000), then answers. Counts the
-      requests in flight at the server and their peak.
+      requests in flight at the server and their peak, and how many arrived on each client
+      connection (see `slow_per_connection/1`).
     * `POST /echo`: reads the whole body piece by piece and answers its size in bytes.
     * `GET /stats`: JSON: `H2Flow.stats/1` of the server (h2c or TLS) that answered, the
       demo's counters (see `counters/1`), `window_updates_sent` (connection + stream frames),
-      the engine settings in force (`max_concurrent_streams`, `initial_connection_window`, ...)
-      and `transport`.
+      `slow_per_connection`, `per_connection` (a few engine stats of each live connection,
+      most streams first: streams, buffered bytes and their peak, receive window, WINDOW_UPDATE
+      frames; the sums of `H2Flow.stats/1` add up the windows of all connections), the engine
+      settings in force (`max_concurrent_streams`, `initial_connection_window`, ...) and
+      `transport`.
     * `POST /report`: stores a result, sent as `application/x-www-form-urlencoded` (at most
       64 fields, 16 KiB); values that look like integers, floats or booleans are converted.
       `GET /report` (or `/report?kind=upload`) answers the last one as JSON, `404` when none.
@@ -223,14 +229,28 @@ defmodule H2Flow.Demo do
   end
 
   @doc """
+  How many `/slow` requests each client connection (peer address and port) carried since the
+  last `reset/1`, largest first: `[300]` when a browser sent them all on one connection.
+  """
+  @spec slow_per_connection(t() | map()) :: [pos_integer()]
+  def slow_per_connection(%{table: table}) do
+    table
+    |> :ets.match({{:slow_peer, :_}, :"$1"})
+    |> List.flatten()
+    |> Enum.sort(:desc)
+  end
+
+  @doc """
   Zeroes the counters of `/slow` and `/echo`, between experiments: the peak becomes the
   requests in flight now. Reports are kept.
   """
   @spec reset(t() | map()) :: :ok
-  def reset(%{counters: ref}) do
+  def reset(%{counters: ref, table: table}) do
     for name <- @counters, name not in [:in_flight, :peak_in_flight, :reports] do
       :atomics.put(ref, @index[name], 0)
     end
+
+    :ets.match_delete(table, {{:slow_peer, :_}, :_})
 
     :atomics.put(ref, @index.peak_in_flight, :atomics.get(ref, @index.in_flight))
     :ok
@@ -260,8 +280,12 @@ defmodule H2Flow.Demo do
     {:ok, req, state}
   end
 
-  defp slow(req, %{counters: ref}) do
+  defp slow(req, %{counters: ref, table: table}) do
     ms = req |> query_param("ms", "1000") |> parse_int(1000) |> min(@max_ms) |> max(0)
+    # A TCP connection is one client address and port: this shows whether the browser put all
+    # the requests on one connection, as HTTP/2 clients should (RFC 9113 9.1).
+    key = {:slow_peer, Req.peer(req)}
+    :ets.update_counter(table, key, 1, {key, 0})
     # Exactly one of this process and its watcher takes the request out of in_flight: the
     # connection kills a handler (untrappably) when the peer resets its stream, and the count
     # must come back down then too.
@@ -316,7 +340,9 @@ defmodule H2Flow.Demo do
           |> Map.merge(Map.take(state.settings, settings_keys()))
           |> Map.merge(%{
             transport: state.transport,
-            window_updates_sent: wu.connection + wu.stream
+            window_updates_sent: wu.connection + wu.stream,
+            slow_per_connection: slow_per_connection(state),
+            per_connection: per_connection(server)
           })
 
         reply(req, 200, "application/json", json(body))
@@ -324,6 +350,36 @@ defmodule H2Flow.Demo do
       [] ->
         reply(req, 503, "text/plain", "starting\n")
     end
+  end
+
+  @per_connection_keys [:streams_opened, :open_streams, :peak_open_streams] ++
+                         [:data_bytes_received, :buffered_bytes, :peak_buffered_bytes] ++
+                         [:connection_window, :connection_window_growths]
+
+  # The live connections' own stats. A connection that closes meanwhile is left out.
+  defp per_connection(server) do
+    case H2Flow.Server.child(server, :connections) do
+      nil ->
+        []
+
+      sup ->
+        for {_, pid, _, _} <- DynamicSupervisor.which_children(sup),
+            is_pid(pid),
+            stats <- connection_stats(pid) do
+          wu = stats.window_update_frames
+
+          stats
+          |> Map.take(@per_connection_keys)
+          |> Map.put(:window_updates_sent, wu.connection + wu.stream)
+        end
+        |> Enum.sort_by(& &1.streams_opened, :desc)
+    end
+  end
+
+  defp connection_stats(pid) do
+    [GenServer.call(pid, :stats, 5_000)]
+  catch
+    :exit, _closed -> []
   end
 
   defp settings_keys do

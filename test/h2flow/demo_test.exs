@@ -79,8 +79,11 @@ defmodule H2Flow.DemoTest do
     assert %{in_flight: 0, peak_in_flight: 100, slow_started: 150, slow_completed: 150} =
              Demo.counters(demo)
 
+    # nghttp sent them all on one connection; curl makes a second.
+    assert Demo.slow_per_connection(demo) == [150]
     {200, "2", _, body} = curl(demo, :tcp, "/slow?ms=0")
     assert body == "slept 0 ms\n"
+    assert Demo.slow_per_connection(demo) == [150, 1]
   end
 
   test "a /slow request stopped by its client leaves in_flight" do
@@ -147,7 +150,8 @@ defmodule H2Flow.DemoTest do
       keys =
         ~w(in_flight peak_in_flight slow_completed echo_last_bytes max_concurrent_streams) ++
           ~w(initial_connection_window max_connection_window adaptive_window connections) ++
-          ~w(window_update_frames window_updates_sent peak_buffered_bytes connection_window)
+          ~w(window_update_frames window_updates_sent peak_buffered_bytes connection_window) ++
+          ~w(slow_per_connection per_connection)
 
       assert python(json, "sorted(set(#{inspect(keys)}) - set(d))") == "[]"
       assert python(json, "d['transport']") == Atom.to_string(transport)
@@ -158,6 +162,12 @@ defmodule H2Flow.DemoTest do
                json,
                "d['window_updates_sent'] == sum(d['window_update_frames'].values()) > 0"
              ) == "True"
+
+      # curl's own connection, live while it asks, with its own window.
+      assert python(
+               json,
+               "[(c['streams_opened'], c['connection_window'] > 0) for c in d['per_connection']]"
+             ) == "[(1, True)]"
     end
   end
 
@@ -205,11 +215,14 @@ defmodule H2Flow.DemoTest do
     assert {_, 0} = nghttp(demo, :tcp, "/slow?ms=0", 5)
     {204, "2", _, ""} = curl(demo, :tcp, "/report", ["--data", "kind=slow"])
     assert %{slow_completed: 5, reports: 1} = Demo.counters(demo)
+    assert Demo.slow_per_connection(demo) == [5]
 
     {204, "2", _, ""} = curl(demo, :tcp, "/reset", ["-X", "POST"])
 
     assert %{in_flight: 0, peak_in_flight: 0, slow_started: 0, slow_completed: 0, reports: 1} =
              Demo.counters(demo)
+
+    assert Demo.slow_per_connection(demo) == []
 
     assert %{"kind" => "slow"} = Demo.last_report(demo)
   end
