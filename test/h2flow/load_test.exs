@@ -127,6 +127,8 @@ defmodule H2Flow.LoadTest do
     # Warm up: the first client of the VM starts services that stay.
     assert_served(port)
     eventually(fn -> stat(server, :connections) == 0 end)
+    # Once for the code and data memory/0 itself uses, then for the measure.
+    _ = memory()
     gc_all()
     before = memory()
 
@@ -142,12 +144,15 @@ defmodule H2Flow.LoadTest do
     idle = memory()
     beam = div(idle.total - before.total, n)
     rss = div(idle.rss - before.rss, n)
+    own = connections(server) |> Enum.map(&process_memory/1) |> Enum.sum() |> div(n)
 
     IO.puts(
-      "\n#{n} idle connections: #{beam} bytes each in the BEAM (:erlang.memory total), " <>
-        "#{rss} bytes each in the resident set (VmRSS, engine included)"
+      "\n#{n} idle connections, each: #{own} bytes of connection process, #{beam} bytes of " <>
+        "BEAM memory (:erlang.memory total: processes, ports, supervisor), #{rss} bytes of " <>
+        "resident set (VmRSS: the engine's memory and the allocators' included)"
     )
 
+    assert own < 32 * @kib
     assert beam < 64 * @kib
     assert rss < 128 * @kib
 

@@ -18,11 +18,12 @@ defmodule H2Flow.Test.AttackHelpers do
   (both after a garbage collection of every process); `:rss`, the growth of the OS process's
   resident set (the engine's memory lives outside the BEAM) and `:peak_rss`, its peak during
   the attack over the resident set before (Linux's VmHWM, reset through /proc/self/clear_refs);
-  `:large_heaps`, the processes other than the caller whose heap grew past `heap_bound` bytes
-  at a garbage collection during the attack (`:erlang.system_monitor/2`, `large_heap`: a heap
-  only grows through a collection, so none is missed).
+  `:large_heaps`, the processes other than the caller whose heap blocks (young and old) grew
+  past `heap_bound` bytes at a garbage collection during the attack, with that size
+  (`:erlang.system_monitor/2`, `large_heap`: a heap only grows through a collection, so none is
+  missed).
   """
-  def measure(fun, heap_bound \\ 1024 * 1024) do
+  def measure(fun, heap_bound \\ 4 * 1024 * 1024) do
     gc_all()
     before = memory()
     reset_peak_rss()
@@ -59,10 +60,16 @@ defmodule H2Flow.Test.AttackHelpers do
 
     receive do
       {:monitor, ^me, :large_heap, _} -> large_heaps(acc)
-      {:monitor, pid, :large_heap, info} -> large_heaps([{pid, info[:heap_size]} | acc])
+      {:monitor, pid, :large_heap, info} -> large_heaps([{pid, heap_bytes(info)} | acc])
     after
       0 -> acc
     end
+  end
+
+  # What the large_heap limit applies to: every heap block, young and old, in bytes.
+  defp heap_bytes(info) do
+    words = Keyword.get(info, :heap_block_size, 0) + Keyword.get(info, :old_heap_block_size, 0)
+    words * :erlang.system_info(:wordsize)
   end
 
   @doc "Asserts the memory measured by `measure/2` stayed within `bound` bytes."
