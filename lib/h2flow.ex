@@ -112,8 +112,10 @@ defmodule H2Flow do
   Counters summed over all connections, live and closed (peaks are maxima; gauges such as
   `:buffered_bytes` and `:open_streams` cover live connections only). Keys are those of
   `H2Flow.Engine.stats/1`, plus `:connections` (live), `:connections_closed`, `:writes`,
-  `:handlers_started`, `:handler_crashes` and `:handlers_stopped` (handlers stopped because
-  their stream was reset or their connection closed).
+  `:handlers_started`, `:handler_crashes`, `:handlers_stopped` (handlers stopped because
+  their stream was reset or their connection closed), and the connections closed by a
+  timeout: `:preface_timeouts`, `:idle_timeouts` and `:write_timeouts` (a peer that did not
+  read what we wrote for `:write_timeout` ms).
   """
   @spec stats(server()) :: map()
   def stats(server) do

@@ -14,6 +14,11 @@ defmodule H2Flow.Connection do
   @active_n 8
   # Flush at the latest after this many messages, even if more are waiting.
   @max_batch 64
+  # After our last frame (a GOAWAY, or the HTTP/1.1 answer) we stop writing and keep reading
+  # and discarding for at most this long before closing: a socket closed with unread input
+  # makes the kernel send a TCP RST, and the RST discards what we wrote that the peer has not
+  # read yet, the GOAWAY first of all (a flooding client never sees why it was cut off).
+  @linger 1_000
 
   defmodule Stream do
     @moduledoc false
@@ -56,6 +61,7 @@ defmodule H2Flow.Connection do
       last_activity: now(),
       frames_seen: 0,
       closing: nil,
+      stop_reason: nil,
       goaway: false,
       counters: counters()
     }
@@ -65,11 +71,45 @@ defmodule H2Flow.Connection do
 
   @doc false
   # The counters a connection keeps besides the engine's (see H2Flow.stats/1).
-  def counters, do: %{writes: 0, handlers_started: 0, handler_crashes: 0, handlers_stopped: 0}
+  def counters do
+    %{
+      writes: 0,
+      write_timeouts: 0,
+      handlers_started: 0,
+      handler_crashes: 0,
+      handlers_stopped: 0,
+      preface_timeouts: 0,
+      idle_timeouts: 0
+    }
+  end
 
   # --- socket lifecycle ------------------------------------------------------------------
 
   @impl true
+  # Lingering (see @linger): only the socket and the timer matter; handlers are gone.
+  def handle_info(msg, %{phase: :closing} = state) do
+    case msg do
+      {tag, _sock, _data} when tag in [:tcp, :ssl] ->
+        {:noreply, state}
+
+      {tag, sock} when tag in [:tcp_passive, :ssl_passive] ->
+        setopts(state.transport, sock, active: @active_n)
+        {:noreply, state}
+
+      {tag, _sock} when tag in [:tcp_closed, :ssl_closed] ->
+        {:stop, state.stop_reason, state}
+
+      {tag, _sock, _reason} when tag in [:tcp_error, :ssl_error] ->
+        {:stop, state.stop_reason, state}
+
+      :linger_expired ->
+        {:stop, state.stop_reason, state}
+
+      _ ->
+        {:noreply, state}
+    end
+  end
+
   def handle_info(:go, %{phase: :handshake} = state) do
     case handshake(state) do
       {:ok, state} ->
@@ -149,7 +189,7 @@ defmodule H2Flow.Connection do
     flush(%{state | goaway: true, closing: :draining})
   end
 
-  def handle_info(:drain_expired, state), do: {:stop, {:shutdown, :drained}, state}
+  def handle_info(:drain_expired, state), do: close({:shutdown, :drained}, state)
 
   def handle_info(_other, state), do: {:noreply, state, 0}
 
@@ -162,28 +202,52 @@ defmodule H2Flow.Connection do
   def terminate(reason, state) do
     state =
       if state.phase != :handshake do
-        # A client that sent nothing at all (a preface timeout) is not spoken to in HTTP/2.
-        state =
-          if match?({:shutdown, :closed}, reason) == false and state.goaway == false and
-               state.phase != :preface do
-            Engine.goaway(state.engine, :no_error, "")
-            write(state, Engine.flush(state.engine))
-          else
-            state
-          end
-
+        state = last_goaway(reason, state)
         _ = state.transport.close(state.socket)
         state
       else
         state
       end
 
-    for {pid, _} <- state.pids, do: Process.exit(pid, :kill)
-    stopped = state.counters.handlers_stopped + map_size(state.pids)
-    state = put_in(state.counters.handlers_stopped, stopped)
+    state = stop_handlers(state)
     send(state.config.stats, {:connection_closed, self(), stats(state)})
     :ok
   end
+
+  # Closes after our last frame, lingering (see @linger).
+  defp close(reason, state) do
+    state = state |> then(&last_goaway(reason, &1)) |> stop_handlers()
+
+    case shutdown_write(state.transport, state.socket) do
+      :ok ->
+        Process.send_after(self(), :linger_expired, @linger)
+        {:noreply, %{state | phase: :closing, stop_reason: reason}}
+
+      {:error, _} ->
+        {:stop, reason, state}
+    end
+  end
+
+  # Says GOAWAY NO_ERROR on the way out, unless a GOAWAY (or the HTTP/1.1 answer) went already,
+  # the peer closed, or the client sent nothing at all (it is not spoken to in HTTP/2).
+  defp last_goaway(reason, state) do
+    if match?({:shutdown, :closed}, reason) or state.goaway or state.phase in [:preface, :closing] do
+      state
+    else
+      Engine.goaway(state.engine, :no_error, "")
+      %{write(state, Engine.flush(state.engine)) | goaway: true}
+    end
+  end
+
+  defp stop_handlers(state) do
+    for {pid, _} <- state.pids, do: Process.exit(pid, :kill)
+    stopped = state.counters.handlers_stopped + map_size(state.pids)
+    %{state | pids: %{}, counters: %{state.counters | handlers_stopped: stopped}}
+  end
+
+  # Data queued before the shutdown is still sent, then FIN (close_notify for TLS).
+  defp shutdown_write(:gen_tcp, sock), do: :gen_tcp.shutdown(sock, :write)
+  defp shutdown_write(:ssl, sock), do: :ssl.shutdown(sock, :write)
 
   # --- handshake and preface -------------------------------------------------------------
 
@@ -228,7 +292,7 @@ defmodule H2Flow.Connection do
     if http1_request?(data) do
       _ = state.transport.send(state.socket, http1_refusal())
       # Nothing may follow the HTTP/1.1 answer: no SETTINGS or GOAWAY on the way out.
-      {:stop, {:shutdown, :http1_request}, %{state | goaway: true}}
+      close({:shutdown, :http1_request}, %{state | goaway: true})
     else
       recv(data, %{state | phase: :open})
     end
@@ -261,7 +325,7 @@ defmodule H2Flow.Connection do
       {:error, reason} ->
         Logger.debug(fn -> "h2flow: connection error from #{peer(state)}: #{inspect(reason)}" end)
         state = write(state, Engine.flush(state.engine))
-        {:stop, {:shutdown, {:connection_error, reason}}, %{state | goaway: true}}
+        close({:shutdown, {:connection_error, reason}}, %{state | goaway: true})
     end
   end
 
@@ -720,7 +784,7 @@ defmodule H2Flow.Connection do
     state = write(%{state | batch: 0}, Engine.flush(state.engine))
 
     if state.goaway and Engine.info(state.engine).done and map_size(state.streams) == 0 do
-      {:stop, {:shutdown, :goaway}, state}
+      close({:shutdown, :goaway}, state)
     else
       {:noreply, state}
     end
@@ -733,10 +797,13 @@ defmodule H2Flow.Connection do
       :ok ->
         %{state | counters: Map.update!(state.counters, :writes, &(&1 + 1))}
 
-      {:error, _reason} ->
+      {:error, reason} ->
         # The peer is gone or not reading (send timeout): nothing more to do here.
         send(self(), {:tcp_closed, state.socket})
-        state
+
+        if reason == :timeout,
+          do: update_in(state.counters.write_timeouts, &(&1 + 1)),
+          else: state
     end
   end
 
@@ -753,14 +820,19 @@ defmodule H2Flow.Connection do
     cond do
       # Until the client's preface and first SETTINGS are in, no frame is counted.
       info.frames_received == 0 and now - state.started_at > c.preface_timeout ->
-        {:stop, {:shutdown, :preface_timeout}, state}
+        state = update_in(state.counters.preface_timeouts, &(&1 + 1))
+
+        # A client that sent no byte at all has nothing to read from us, nor we from it.
+        if state.phase == :preface,
+          do: {:stop, {:shutdown, :preface_timeout}, state},
+          else: close({:shutdown, :preface_timeout}, state)
 
       match?({:error, _}, Engine.check_timeouts(state.engine)) ->
         state = write(state, Engine.flush(state.engine))
-        {:stop, {:shutdown, :settings_timeout}, state}
+        close({:shutdown, :settings_timeout}, %{state | goaway: true})
 
       info.done and map_size(state.streams) == 0 ->
-        {:stop, {:shutdown, :goaway}, state}
+        close({:shutdown, :goaway}, state)
 
       info.frames_received > 0 and map_size(state.streams) == 0 and
           now - state.last_activity > c.idle_timeout ->
@@ -768,7 +840,8 @@ defmodule H2Flow.Connection do
         # first frame, the preface timeout applies instead).
         Engine.goaway(state.engine, :no_error, "idle")
         state = write(state, Engine.flush(state.engine))
-        {:stop, {:shutdown, :idle}, %{state | goaway: true}}
+        state = update_in(state.counters.idle_timeouts, &(&1 + 1))
+        close({:shutdown, :idle}, %{state | goaway: true})
 
       map_size(state.streams) == 0 and now - state.last_activity >= c.tick ->
         # Nothing open and nothing received for a tick: hibernate, so an idle keep-alive

@@ -173,7 +173,12 @@ defmodule H2Flow.Engine do
       `:stream_window_growths`, `:pings_sent`, `:rtt_us`;
     * `:defences`: times each defence tripped (`:rapid_reset`, `:continuation_flood`,
       `:ack_flood`, `:settings_flood`, `:empty_frames`, `:header_list_too_large`,
-      `:refused_stream_flood`, `:reset_flood`) and `:defences_triggered`, their sum.
+      `:refused_stream_flood`, `:reset_flood`) and `:defences_triggered`, their sum;
+    * `:connection_errors`: connection errors answered with GOAWAY (the peer broke the
+      protocol, a defence tripped, or SETTINGS_TIMEOUT), and `:stream_errors`: stream errors
+      of the peer's making answered with RST_STREAM; both maps by error code (`:no_error`,
+      `:protocol_error`, ..., `:http_1_1_required`, and `:unknown` for undefined codes).
+      Refused streams and resets the application asks for are not errors.
   """
   @spec stats(t()) :: map()
   def stats(engine), do: Native.engine_stats(engine)

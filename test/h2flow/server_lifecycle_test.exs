@@ -67,7 +67,7 @@ defmodule H2Flow.ServerLifecycleTest do
       streaming = await_streaming(10)
       connection = connection!(server)
       assert length(handlers(connection)) == 10
-      refs = for {_id, pid} <- streaming, do: {Process.monitor(pid), pid}
+      refs = for {_id, pid} <- streaming, do: {monitor!(pid), pid}
       conn = await_data(conn, ids)
 
       for id <- ids, do: :ok = H2Client.send_rst_stream(conn, id, :cancel)

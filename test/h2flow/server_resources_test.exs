@@ -106,7 +106,7 @@ defmodule H2Flow.ServerResourcesTest do
           pids = for _ <- 1..20, do: receive_streaming()
           assert_receive {:h2_scenario, "streaming"}, 20_000
           assert length(server_processes(server)) == length(own) + 1 + 20
-          refs = Enum.map(pids, &Process.monitor/1)
+          refs = Enum.map(pids, &monitor!/1)
           python_input(task, "reset")
           assert_receive {:h2_scenario, "reset"}, 20_000
           for ref <- refs, do: assert_receive({:DOWN, ^ref, :process, _, :killed}, 5_000)
@@ -155,10 +155,10 @@ defmodule H2Flow.ServerResourcesTest do
               conn
             end)
 
-            refs = for _ <- 1..10, do: Process.monitor(receive_streaming())
+            refs = for _ <- 1..10, do: monitor!(receive_streaming())
             connection = connection!(server)
             assert length(handlers(connection)) == 10
-            conn_ref = Process.monitor(connection)
+            conn_ref = monitor!(connection)
             H2Client.close(conn)
 
             assert_receive {:DOWN, ^conn_ref, :process, ^connection, {:shutdown, :closed}},

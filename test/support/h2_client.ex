@@ -54,6 +54,8 @@ defmodule H2Flow.Test.H2Client do
       their own: `:settings` (SETTINGS ACK) and/or `:ping` (PING ACK).
     * `:header_table_size` (default 4096): the SETTINGS_HEADER_TABLE_SIZE the test advertises;
       the HPACK decoder rejects size updates above it.
+    * `:socket_opts` (default `[]`): more `:gen_tcp`/`:ssl` options, e.g. `recbuf: 4096` for a
+      client whose receive buffer fills quickly, or `send_timeout: 1000`.
   """
 
   import Bitwise
@@ -143,7 +145,9 @@ defmodule H2Flow.Test.H2Client do
     host = to_charlist(host)
     timeout = Keyword.get(opts, :timeout, 5000)
     # A large user-level buffer: recv/3 returns what arrived, not 1,460-byte pieces.
-    base = [:binary, active: false, packet: :raw, nodelay: true, buffer: 1_048_576]
+    base =
+      [:binary, active: false, packet: :raw, nodelay: true, buffer: 1_048_576] ++
+        Keyword.get(opts, :socket_opts, [])
 
     result =
       if Keyword.get(opts, :tls, false) do
@@ -331,6 +335,14 @@ defmodule H2Flow.Test.H2Client do
     do: [frame(:data, 0, id, chunk) | data_frames(id, rest)]
 
   defp data_frames(id, last), do: [frame(:data, @end_stream, id, last)]
+
+  @doc """
+  One frame's bytes, for tests that build a burst of frames and write it at once; `type` is a
+  frame type atom or an integer, `flags` the flag bits (`0x1` END_STREAM or ACK, `0x4`
+  END_HEADERS).
+  """
+  @spec encode_frame(atom() | 0..255, 0..255, non_neg_integer(), iodata()) :: iodata()
+  def encode_frame(type, flags, stream_id, payload), do: frame(type, flags, stream_id, payload)
 
   defp frame(type, flags, stream_id, payload) do
     type = if is_atom(type), do: Map.fetch!(@type_ids, type), else: type

@@ -18,6 +18,10 @@ Scenarios:
                           prints "streaming" and waits for a line on stdin; then resets them
                           all (CANCEL), prints "reset", and makes one more GET to AFTER
   get PATH                one GET (trailers included in the result)
+  hold N PATH             N connections, each past its handshake (SETTINGS read and
+                          acknowledged both ways); prints "ready" and waits for a line on
+                          stdin; then one GET to PATH on every connection, prints "sent", and
+                          reads every response
 """
 
 import socket
@@ -80,6 +84,7 @@ class Client:
         self.window_updates = {"connection": 0, "stream": 0}
         self.responses = {}
         self.terminated = None
+        self.settings_acked = False
         self.conn.initiate_connection()
 
     def flush(self):
@@ -138,6 +143,8 @@ class Client:
                 r = self.responses.get(e.stream_id)
                 if r is not None:
                     r["reset"] = h2.errors.ErrorCodes(e.error_code).name.lower()
+            elif isinstance(e, h2.events.SettingsAcknowledged):
+                self.settings_acked = True
             elif isinstance(e, h2.events.ConnectionTerminated):
                 self.terminated = h2.errors.ErrorCodes(e.error_code).name.lower()
         if saw_update:
@@ -260,6 +267,32 @@ def get(host, port, path):
     return c.result(stream=sid)
 
 
+def hold(host, port, n, path):
+    clients = [Client(host, port) for _ in range(n)]
+    for c in clients:
+        c.flush()
+    for c in clients:
+        # h2 acknowledges the server's SETTINGS as it reads them (flushed by read()).
+        while c.conn.outbound_flow_control_window <= 65535 or not c.settings_acked:
+            c.read()
+    progress("ready")
+    sys.stdin.readline()
+    sids = []
+    for c in clients:
+        sids.append(c.request("GET", path))
+        c.flush()
+    progress("sent")
+    statuses = {}
+    for c, sid in zip(clients, sids):
+        c.wait([sid])
+        r = c.responses[sid]
+        key = r["status"] if r["reset"] is None else r["reset"]
+        statuses[key] = statuses.get(key, 0) + 1
+    for c in clients:
+        c.sock.close()
+    return {"statuses": statuses}
+
+
 def main(argv):
     scenario, host, port, args = argv[1], argv[2], int(argv[3]), argv[4:]
     if scenario == "posts":
@@ -272,6 +305,8 @@ def main(argv):
         out = reset(host, port, int(args[0]), args[1], args[2])
     elif scenario == "get":
         out = get(host, port, args[0])
+    elif scenario == "hold":
+        out = hold(host, port, int(args[0]), args[1])
     else:
         raise SystemExit("unknown scenario " + scenario)
     print(ex(out), flush=True)

@@ -74,6 +74,18 @@ defmodule H2Flow.Test.ServerHelpers do
     end
   end
 
+  @doc """
+  Monitors a live process; returns once the monitor is in place. A monitor is a signal: a
+  process killed before it handles it reports `:noproc`, not its exit reason. `Process.alive?/1`
+  is answered only after the signals sent to the process before it, so the reason of any later
+  exit is the real one.
+  """
+  def monitor!(pid) do
+    ref = Process.monitor(pid)
+    assert Process.alive?(pid), "\#{inspect(pid)} exited before it could be monitored"
+    ref
+  end
+
   @doc "The server's live connection processes."
   def connections(server) do
     sup = H2Flow.Server.child(server, :connections)

@@ -1,9 +1,13 @@
 //! Counters of what the engine did, for operators and for tests.
 
+use crate::error::ErrorCode;
 use crate::frame::kind;
 
 /// Index of frames of unknown type in the per-type counters.
 pub const UNKNOWN_KIND: usize = kind::COUNT;
+
+/// Index of codes RFC 9113 does not define in the per-code counters.
+pub const UNKNOWN_CODE: usize = ErrorCode::ALL.len();
 
 /// Times each defence tripped.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -69,10 +73,25 @@ pub struct Stats {
     pub peak_queued_send_bytes: u64,
     /// PINGs we sent to measure the round trip.
     pub pings_sent: u64,
+    /// Connection errors we answered with GOAWAY (the peer broke the protocol, a defence
+    /// tripped, or SETTINGS_TIMEOUT), by error code; the last slot counts undefined codes.
+    pub connection_errors: [u64; UNKNOWN_CODE + 1],
+    /// Stream errors of the peer's making we answered with RST_STREAM, by error code (refused
+    /// streams and resets the application asked for are not errors: see `streams_refused`,
+    /// `streams_reset_by_us`).
+    pub stream_errors: [u64; UNKNOWN_CODE + 1],
     pub defences: Defences,
 }
 
 impl Stats {
+    pub(crate) fn count_connection_error(&mut self, code: ErrorCode) {
+        self.connection_errors[(code.0 as usize).min(UNKNOWN_CODE)] += 1;
+    }
+
+    pub(crate) fn count_stream_error(&mut self, code: ErrorCode) {
+        self.stream_errors[(code.0 as usize).min(UNKNOWN_CODE)] += 1;
+    }
+
     pub(crate) fn count_received(&mut self, frame_kind: u8) {
         self.frames_received[(frame_kind as usize).min(UNKNOWN_KIND)] += 1;
     }

@@ -124,6 +124,64 @@ fn ack_flood_more_pings_than_max_pending_acks_before_a_flush_is_enhance_your_cal
 }
 
 #[test]
+fn ack_flood_queues_exactly_max_pending_acks_acknowledgements_then_the_goaway() {
+    // What a client that does not read finds in its socket: the limit's worth of ACKs and the
+    // GOAWAY, not one ACK more.
+    let cfg = default_config();
+    let max = cfg.max_pending_acks as usize;
+    let mut h = Harness::established(cfg);
+    let pings: Vec<u8> = (0..max + 500).flat_map(|i| ping([i as u8; 8])).collect();
+    let out = trips(&mut h, &pings);
+    let acks = out.iter().filter(|f| matches!(f, Out::Ping { ack: true, .. })).count();
+    assert_eq!(acks, max);
+    assert!(matches!(out.last(), Some(Out::GoAway { .. })), "{:?}", out.last());
+
+    let mut h = Harness::established(default_config());
+    let floods: Vec<u8> = (0..max + 500).flat_map(|_| settings(&[])).collect();
+    let out = trips(&mut h, &floods);
+    let acks = out.iter().filter(|f| matches!(f, Out::Settings { ack: true, .. })).count();
+    assert_eq!(acks, max);
+}
+
+// --- Counters of the errors we answered ---------------------------------------------------------
+
+#[test]
+fn connection_and_stream_errors_are_counted_by_code() {
+    let code = |c: ErrorCode| c.0 as usize;
+    let mut h = Harness::established(default_config());
+    // A malformed request (empty field name, CVE-2019-9516): RST_STREAM PROTOCOL_ERROR.
+    let mut fields = request_fields("GET", "/");
+    fields.push(("", "x"));
+    h.recv(&headers(1, &fields, true)).unwrap();
+    assert_eq!(resets(&h.flush()), vec![(1, ErrorCode::PROTOCOL_ERROR.0)]);
+    // A stream window pushed past 2^31-1: RST_STREAM FLOW_CONTROL_ERROR.
+    h.recv(&post(3, None)).unwrap();
+    h.recv(&window_update(3, 0x7fff_ffff)).unwrap();
+    assert_eq!(resets(&h.flush()), vec![(3, ErrorCode::FLOW_CONTROL_ERROR.0)]);
+    let s = h.conn.stats();
+    assert_eq!(s.stream_errors[code(ErrorCode::PROTOCOL_ERROR)], 1);
+    assert_eq!(s.stream_errors[code(ErrorCode::FLOW_CONTROL_ERROR)], 1);
+    assert_eq!(s.stream_errors.iter().sum::<u64>(), 2);
+    assert_eq!(s.connection_errors.iter().sum::<u64>(), 0);
+    // A reset the application asks for is not a stream error.
+    h.recv(&post(5, None)).unwrap();
+    h.conn.reset_stream(5, ErrorCode::CANCEL).unwrap();
+    assert_eq!(h.conn.stats().stream_errors.iter().sum::<u64>(), 2);
+    // A WINDOW_UPDATE of 0 on the connection: GOAWAY PROTOCOL_ERROR, counted once.
+    let (c, _) = h.expect_connection_error(&window_update(0, 0));
+    assert_eq!(c, ErrorCode::PROTOCOL_ERROR.0);
+    let s = h.conn.stats();
+    assert_eq!(s.connection_errors[code(ErrorCode::PROTOCOL_ERROR)], 1);
+    assert_eq!(s.connection_errors.iter().sum::<u64>(), 1);
+
+    // A defence's GOAWAY is a connection error too, counted under its code.
+    let mut h = Harness::established(default_config());
+    let pings: Vec<u8> = (0..1001).flat_map(|i| ping([i as u8; 8])).collect();
+    trips(&mut h, &pings);
+    assert_eq!(h.conn.stats().connection_errors[code(ErrorCode::ENHANCE_YOUR_CALM)], 1);
+}
+
+#[test]
 fn the_same_number_of_pings_spread_over_flushes_is_fine() {
     let cfg = default_config();
     let max = cfg.max_pending_acks;

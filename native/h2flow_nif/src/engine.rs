@@ -4,8 +4,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use h2flow_core::config::Rate;
-use h2flow_core::stats::UNKNOWN_KIND;
-use h2flow_core::{frame, Config, Connection, Event, Payload, SchedulerConfig, SendError, Sent};
+use h2flow_core::stats::{UNKNOWN_CODE, UNKNOWN_KIND};
+use h2flow_core::{frame, Config, Connection, ErrorCode, Event, Payload, SchedulerConfig, SendError, Sent};
 use rustler::{Binary, Encoder, Env, NifResult, ResourceArc, Term};
 
 use crate::terms::{self, binary, decode_code, encode_code, encode_error, field, misuse};
@@ -222,6 +222,17 @@ fn by_kind<'a>(env: Env<'a>, counts: &[u64]) -> NifResult<Term<'a>> {
     Ok(m)
 }
 
+fn by_code<'a>(env: Env<'a>, counts: &[u64]) -> NifResult<Term<'a>> {
+    let mut m = Term::map_new(env);
+    for (code, &n) in counts.iter().enumerate() {
+        let name = if code == UNKNOWN_CODE { Some("unknown") } else { ErrorCode(code as u32).name() };
+        if let Some(name) = name {
+            m = put(m, name, n)?;
+        }
+    }
+    Ok(m)
+}
+
 /// The engine's counters as a map (documented in `H2Flow.Engine.stats/1`).
 #[rustler::nif]
 fn engine_stats<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>) -> NifResult<Term<'a>> {
@@ -250,6 +261,8 @@ fn engine_stats<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>) -> NifRes
     m = put(m, "frames_sent", by_kind(env, &s.frames_sent)?)?;
     m = put(m, "window_update_frames", wu)?;
     m = put(m, "defences", defences)?;
+    m = put(m, "connection_errors", by_code(env, &s.connection_errors)?)?;
+    m = put(m, "stream_errors", by_code(env, &s.stream_errors)?)?;
     for (k, v) in [
         ("bytes_received", s.bytes_received),
         ("bytes_sent", s.bytes_sent),

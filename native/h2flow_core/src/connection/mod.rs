@@ -336,6 +336,7 @@ impl Connection {
     fn fail(&mut self, e: Error) -> Error {
         if self.phase != Phase::Closed {
             let last = self.last_client_id;
+            self.stats.count_connection_error(e.code());
             self.send_goaway(last, e.code(), e.message().as_bytes());
             self.phase = Phase::Closed;
         }

@@ -184,6 +184,7 @@ impl Connection {
             self.stats.defences.reset_flood += 1;
             self.close_stream(stream_id, Closed::ResetByUs);
         } else {
+            self.stats.count_stream_error(code);
             self.reset(stream_id, code);
         }
         if announced {
@@ -541,11 +542,14 @@ impl Connection {
                 _ => {}
             }
         }
+        self.owe_ack()?;
         self.stats.count_sent(kind::SETTINGS);
         Settings::encode_ack(&mut self.output);
-        self.owe_ack()
+        Ok(())
     }
 
+    /// Counts one more acknowledgement owed before it is written: the one beyond the limit is
+    /// answered with the GOAWAY alone, so at most `max_pending_acks` are queued per flush.
     fn owe_ack(&mut self) -> Result<(), Error> {
         self.pending_acks += 1;
         if self.pending_acks > self.cfg.max_pending_acks {
@@ -569,8 +573,9 @@ impl Connection {
             }
             return Ok(());
         }
+        self.owe_ack()?;
         self.write_frame(Frame::Ping(Ping { ack: true, data: p.data }));
-        self.owe_ack()
+        Ok(())
     }
 
     fn on_goaway(&mut self, g: GoAway<'_>, input: Option<&[u8]>) -> Result<(), Error> {
