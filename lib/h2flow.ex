@@ -49,7 +49,8 @@ defmodule H2Flow do
     * `:write_timeout` (default `30000` ms): a peer that does not read for this long while we
       write is disconnected.
     * `:shutdown_timeout` (default `5000` ms): how long `stop/1` lets in-flight streams drain.
-    * `:read_buffer` (default `65536`): bytes read from the socket at most per read.
+    * `:read_buffer` (default `262144`): bytes read from the socket at most per read (one
+      message to the connection process per read: larger reads cost fewer system calls).
     * `:name`: registers the server's supervisor.
     * Engine options, for windows, limits and defences (see `H2Flow.Engine`):
 
@@ -71,7 +72,7 @@ defmodule H2Flow do
     idle_timeout: 60_000,
     write_timeout: 30_000,
     shutdown_timeout: 5_000,
-    read_buffer: 65_536
+    read_buffer: 262_144
   ]
 
   @typedoc "A running server (its supervisor)."
