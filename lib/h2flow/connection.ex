@@ -14,6 +14,9 @@ defmodule H2Flow.Connection do
   @active_n 8
   # Flush at the latest after this many messages, even if more are waiting.
   @max_batch 64
+  # ... or once this many bytes were read since the last flush: what one flush answers (PING
+  # and SETTINGS acknowledgements, say) stays bounded whatever :read_buffer is.
+  @max_batch_bytes 1_048_576
   # After our last frame (a GOAWAY, or the HTTP/1.1 answer) we stop writing and keep reading
   # and discarding for at most this long before closing: a socket closed with unread input
   # makes the kernel send a TCP RST, and the RST discards what we wrote that the peer has not
@@ -56,6 +59,7 @@ defmodule H2Flow.Connection do
       starting: [],
       buffered: 0,
       batch: 0,
+      batch_bytes: 0,
       phase: :handshake,
       started_at: now(),
       last_activity: now(),
@@ -318,6 +322,8 @@ defmodule H2Flow.Connection do
   # --- receiving -------------------------------------------------------------------------
 
   defp recv(data, state) do
+    state = %{state | batch_bytes: state.batch_bytes + byte_size(data)}
+
     case Engine.recv(state.engine, data) do
       {:ok, events} ->
         events |> Enum.reduce(state, &event/2) |> start_pending() |> continue()
@@ -364,6 +370,20 @@ defmodule H2Flow.Connection do
   defp event({tag, id, _code}, state) when tag == :stream_reset, do: stream_gone(id, state)
   defp event({:stream_error, id, _code, _msg}, state), do: stream_gone(id, state)
   defp event({:send_window_open, id}, state), do: resume_send(id, state)
+
+  # Readers are handed half a window at a time: follow the windows as they grow, or a reader
+  # of a large body would get 128 KiB pieces of an 8 MiB window (and, with that much held
+  # back, the windows would not keep growing).
+  defp event({:windows_grown, conn_window, stream_window}, state) do
+    config = %{
+      state.config
+      | stream_read_threshold: max(div(stream_window, 2), 1),
+        connection_read_threshold: max(div(conn_window, 2), 1)
+    }
+
+    %{state | config: config}
+  end
+
   defp event({:goaway, _last, _code, _debug}, state), do: %{state | goaway: true}
 
   # The peer reset the stream (or broke the protocol on it): stop its handler, drop its buffer
@@ -777,11 +797,14 @@ defmodule H2Flow.Connection do
 
   defp continue(state) do
     batch = state.batch + 1
-    if batch >= @max_batch, do: flush(state), else: {:noreply, %{state | batch: batch}, 0}
+
+    if batch >= @max_batch or state.batch_bytes >= @max_batch_bytes,
+      do: flush(state),
+      else: {:noreply, %{state | batch: batch}, 0}
   end
 
   defp flush(state) do
-    state = write(%{state | batch: 0}, Engine.flush(state.engine))
+    state = write(%{state | batch: 0, batch_bytes: 0}, Engine.flush(state.engine))
 
     if state.goaway and Engine.info(state.engine).done and map_size(state.streams) == 0 do
       close({:shutdown, :goaway}, state)

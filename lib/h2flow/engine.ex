@@ -39,6 +39,9 @@ defmodule H2Flow.Engine do
     * `{:goaway, last_stream_id, code, debug_data}`: the peer is going away.
     * `{:send_window_open, stream_id}`: the stream's queued response bytes fell below
       `:max_send_queue`; more may be sent.
+    * `{:windows_grown, connection_window, stream_window}`: adaptive growth raised the
+      receive windows (of the connection, and of every stream); what a caller holds back
+      until part of a window is buffered should scale with them.
 
   ## Options
 
@@ -62,6 +65,7 @@ defmodule H2Flow.Engine do
           | {:stream_error, stream_id(), H2Flow.Frame.error_code(), String.t()}
           | {:goaway, non_neg_integer(), H2Flow.Frame.error_code(), binary()}
           | {:send_window_open, stream_id()}
+          | {:windows_grown, pos_integer(), non_neg_integer()}
 
   # recv/2 feeds the NIF at most this much per call, so one call stays well under 1 ms.
   @chunk 65_536

@@ -281,8 +281,9 @@ defmodule H2Flow.AttacksTest do
       assert stats.defences == defences()
       print("PING flood, limit off", mem, ", #{queued} bytes queued in the socket's port")
       # At most two flushes' worth: the write blocked now and what is left of the one before
-      # it, each acknowledging at most one batch of reads (64 messages of at most
-      # :read_buffer, 64 KiB, each); the flooder tried to send 34 MB.
+      # it, each acknowledging at most one batch of reads (the connection flushes once 1 MiB
+      # was read, and a read is at most :read_buffer, 256 KiB); the flooder tried to send
+      # 34 MB.
       assert queued <= 2 * 64 * 64 * @kib
       assert_bounded(mem, 32 * @mib)
       assert_get(bystander)
@@ -607,7 +608,9 @@ defmodule H2Flow.AttacksTest do
     end
 
     test "slowloris: a preface sent a byte at a time is cut off by :preface_timeout" do
-      {server, port} = start!(preface_timeout: 200)
+      # A byte per 100 ms needs 2.4 s for the preface; the first byte is in well before the
+      # timeout (a client that sent nothing at all gets no HTTP/2 frames, only a close).
+      {server, port} = start!(preface_timeout: 1_000)
       {:ok, conn} = H2Client.connect("127.0.0.1", port)
       preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -684,10 +687,10 @@ defmodule H2Flow.AttacksTest do
     end
   end
 
-  # Writes one byte, then waits up to 50 ms for the server to close; returns the bytes written
+  # Writes one byte, then waits up to 100 ms for the server to close; returns the bytes written
   # when the close came. Frames the server writes meanwhile are checked at the end.
   defp dribble(conn, preface, sent) do
-    case H2Client.recv(conn, 50) do
+    case H2Client.recv(conn, 100) do
       {:error, conn, :timeout} when sent < byte_size(preface) ->
         :ok = H2Client.send_raw(conn, binary_part(preface, sent, 1))
         dribble(conn, preface, sent + 1)

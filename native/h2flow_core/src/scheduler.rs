@@ -32,7 +32,8 @@
 //! 7. **Adaptive growth.** With a PING round-trip sample ([`Scheduler::ping_sent`],
 //!    [`Scheduler::ping_acked`]): if the peer sent at least 3/4 of the window it is sure to
 //!    have (the window less the threshold of credit we may hold back) within one round trip
-//!    while the application kept up (buffered < window/4), the window doubles, up to
+//!    while the application kept up (it consumed during the round trip and holds at most half
+//!    the window, as one handed bodies half a window at a time does), the window doubles, up to
 //!    `max_connection_window` / `max_stream_window`. Never when bytes pile up unconsumed. The
 //!    sample includes the batch the probe's flush answered: a peer that sends its whole window
 //!    at once is otherwise idle, from our side, for exactly the round trip being measured.
@@ -160,6 +161,7 @@ struct StreamRecv {
 struct Probe {
     sent_at: Instant,
     received_at_send: u64,
+    consumed_at_send: u64,
 }
 
 /// What changed when a round-trip sample grew the windows.
@@ -190,6 +192,11 @@ pub struct Scheduler {
     drained_readers: usize,
     expected_total: u64,
     received_total: u64,
+    /// Bytes the application consumed, ever, and at the flush before the last one (rule 7: did
+    /// it consume during the sample, which starts with the batch the probe's flush answered).
+    consumed_total: u64,
+    consumed_at_flush: u64,
+    consumed_batch_start: u64,
     /// `received_total` at the end of the last flush and of the one before: the bytes between
     /// them are the batch the last flush answered.
     received_at_flush: u64,
@@ -223,6 +230,9 @@ impl Scheduler {
             drained_readers: 0,
             expected_total: 0,
             received_total: 0,
+            consumed_total: 0,
+            consumed_at_flush: 0,
+            consumed_batch_start: 0,
             received_at_flush: 0,
             batch_start: 0,
             flushes: 0,
@@ -396,6 +406,7 @@ impl Scheduler {
         s.buffered -= n;
         self.buffered -= n;
         self.conn_pending += n;
+        self.consumed_total += n;
         if s.receiving && s.buffered == 0 && !s.drained {
             s.drained = true;
             self.drained_readers += 1;
@@ -493,6 +504,8 @@ impl Scheduler {
         self.flushes += 1;
         self.batch_start = self.received_at_flush;
         self.received_at_flush = self.received_total;
+        self.consumed_batch_start = self.consumed_at_flush;
+        self.consumed_at_flush = self.consumed_total;
         let mut any = false;
         if let Some(credit) = self.connection_credit() {
             self.conn_pending -= credit as u64;
@@ -575,7 +588,11 @@ impl Scheduler {
     /// batch would miss exactly the peers that drain the window (hyper's BDP estimator likewise
     /// counts the DATA frame that triggers its PING).
     pub fn ping_sent(&mut self, now: Instant) {
-        self.probe = Some(Probe { sent_at: now, received_at_send: self.batch_start });
+        self.probe = Some(Probe {
+            sent_at: now,
+            received_at_send: self.batch_start,
+            consumed_at_send: self.consumed_batch_start,
+        });
         self.last_probe = Some(now);
         let flushes = self.flushes;
         for s in self.streams.values_mut() {
@@ -591,10 +608,14 @@ impl Scheduler {
         self.stats.rtt_us = rtt.as_micros().min(u64::MAX as u128) as u64;
         let mut growth = Growth::default();
         let sample = self.received_total - probe.received_at_send;
-        // Drained within one round trip while the application kept up.
+        // Drained within one round trip while the application kept up: it consumed during the
+        // sample and holds at most half the window (an application handed bodies half a window
+        // at a time holds up to that much while it keeps up).
         let window = self.conn_window as u64;
+        let consuming = self.consumed_total > probe.consumed_at_send;
         if self.drained(sample, window)
-            && self.buffered * 4 < window
+            && consuming
+            && self.buffered * 2 <= window
             && self.conn_window < self.cfg.max_connection_window
         {
             let new = (self.conn_window as u64 * 2).min(self.cfg.max_connection_window as u64) as u32;
@@ -605,7 +626,7 @@ impl Scheduler {
         }
         let sw = self.stream_window as u64;
         let stream_drained =
-            self.streams.values().any(|s| self.drained(s.sampled, sw) && s.buffered * 4 < sw);
+            consuming && self.streams.values().any(|s| self.drained(s.sampled, sw) && s.buffered * 2 <= sw);
         if stream_drained && self.stream_window < self.cfg.max_stream_window {
             let new = (sw * 2).min(self.cfg.max_stream_window as u64) as u32;
             self.apply_stream_window(new);

@@ -370,6 +370,8 @@ fn adaptive_growth_doubles_windows_when_the_peer_drains_them_within_one_round_tr
     assert_eq!(windows, 4 * 512 * KIB as i64 - 800 * KIB as i64);
     let stats = client.h.conn.scheduler().stats().clone();
     assert_eq!((stats.connection_window_growths, stats.stream_window_growths, stats.rtt_us), (1, 1, 10_000));
+    // The application is told, so that what it holds back can scale with the windows.
+    assert_eq!(client.grown, vec![(2 * MIB as u32, 512 * KIB as u32)]);
 }
 
 #[test]
@@ -409,6 +411,11 @@ fn adaptive_growth_stops_at_the_caps() {
         vec![256 * KIB as u32, 512 * KIB as u32, MIB as u32, 2 * MIB as u32, 4 * MIB as u32, 8 * MIB as u32]
     );
     assert_eq!(sim.c.h.conn.scheduler().stats().connection_window_growths, 4);
+    // One event per growth, each with the windows after it, the last at the caps.
+    let grown = &sim.c.grown;
+    assert_eq!(grown.len(), 5, "{grown:?}");
+    assert!(grown.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 < w[1].1), "{grown:?}");
+    assert_eq!(grown.last(), Some(&(cfg.max_connection_window, cfg.max_stream_window)));
     // At the caps the probes stop.
     let pings = sim.c.h.conn.stats().pings_sent;
     for _ in 0..500 {
@@ -438,6 +445,7 @@ fn no_growth_when_the_consumer_lags() {
     assert!(!out.iter().any(|f| matches!(f, Out::Settings { ack: false, .. })), "{out:?}");
     assert_eq!(client.h.conn.scheduler().connection_window(), MIB as u32);
     assert_eq!(client.h.conn.scheduler().stats().connection_window_growths, 0);
+    assert!(client.grown.is_empty(), "{:?}", client.grown);
     assert!(window_updates(&out).is_empty(), "200 KiB consumed of 1 MiB: below the threshold");
 }
 

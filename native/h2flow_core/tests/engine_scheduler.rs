@@ -466,14 +466,47 @@ fn rule7_no_growth_when_the_application_lags() {
     for i in 0..4 {
         s.on_data(2 * i + 1, 250 * KIB, 250 * KIB, false).unwrap();
     }
-    // Only half consumed: 500 KiB buffered ≥ a quarter of the window.
+    // A fifth consumed: 800 KiB buffered, more than half the window (200 KiB per stream, more
+    // than half a stream window).
     for i in 0..4 {
-        s.consume(2 * i + 1, (125 * KIB) as u64).unwrap();
+        s.consume(2 * i + 1, (50 * KIB) as u64).unwrap();
     }
     let growth = s.ping_acked(t0 + Duration::from_millis(5));
     assert_eq!(growth, Default::default());
     assert_eq!(s.connection_window(), MIB);
     assert_eq!(s.stream_window(), 256 * KIB);
+}
+
+#[test]
+fn rule7_no_growth_when_the_application_consumes_nothing() {
+    let t0 = Instant::now();
+    let mut s = scheduler(SchedulerConfig::default());
+    for i in 0..4 {
+        s.open_stream(2 * i + 1, None, false);
+    }
+    s.on_data(1, 1, 1, false).unwrap();
+    s.ping_sent(t0);
+    // The peer sent 4 × 100 KiB in the round trip: a drained window by the sample, and less
+    // than half of it buffered, but the application took none of it.
+    for i in 0..4 {
+        s.on_data(2 * i + 1, 100 * KIB, 100 * KIB, false).unwrap();
+    }
+    let growth = s.ping_acked(t0 + Duration::from_millis(5));
+    assert_eq!(growth, Default::default());
+    assert_eq!((s.connection_window(), s.stream_window()), (MIB, 256 * KIB));
+    // The same, with the application consuming: the windows grow.
+    let mut s = scheduler(SchedulerConfig::default());
+    for i in 0..4 {
+        s.open_stream(2 * i + 1, None, false);
+    }
+    s.on_data(1, 1, 1, false).unwrap();
+    s.ping_sent(t0);
+    for i in 0..4 {
+        s.on_data(2 * i + 1, 100 * KIB, 100 * KIB, false).unwrap();
+        s.consume(2 * i + 1, (100 * KIB) as u64).unwrap();
+    }
+    let growth = s.ping_acked(t0 + Duration::from_millis(5));
+    assert_eq!(growth.stream_window, Some(512 * KIB));
 }
 
 #[test]

@@ -274,6 +274,15 @@ impl Case<'_> {
             Event::SendWindowOpen { stream_id: id } => {
                 assert!(self.app.contains_key(&id), "SendWindowOpen for an unknown stream");
             }
+            Event::WindowsGrown { connection_window, stream_window } => {
+                let w = &self.cfg.window;
+                assert!(self.cfg.window.adaptive, "windows grew with adaptive growth off");
+                assert!(
+                    connection_window <= w.max_connection_window.max(w.initial_connection_window)
+                        && stream_window <= w.max_stream_window.max(w.initial_stream_window),
+                    "windows grew past their maxima: {connection_window} / {stream_window}"
+                );
+            }
         }
     }
 

@@ -107,6 +107,9 @@ fn event<'a>(env: Env<'a>, input: &Binary<'a>, e: &Event) -> NifResult<Term<'a>>
                 .encode(env)
         }
         Event::SendWindowOpen { stream_id } => (terms::send_window_open(), *stream_id).encode(env),
+        Event::WindowsGrown { connection_window, stream_window } => {
+            (terms::windows_grown(), *connection_window, *stream_window).encode(env)
+        }
     })
 }
 

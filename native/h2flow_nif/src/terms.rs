@@ -18,6 +18,7 @@ rustler::atoms! {
     stream_reset,
     goaway,
     send_window_open,
+    windows_grown,
     connection,
     stream,
 }

@@ -78,6 +78,10 @@ pub enum Event {
     GoAway { last_stream_id: u32, code: ErrorCode, debug: Payload },
     /// The stream's queued response bytes fell below `max_send_queue`: the caller may send more.
     SendWindowOpen { stream_id: u32 },
+    /// Adaptive growth (scheduler rule 7) raised the receive windows: the connection window
+    /// and the window of every stream are now these. A caller that holds body bytes back until
+    /// some part of a window is buffered should scale that amount with them.
+    WindowsGrown { connection_window: u32, stream_window: u32 },
 }
 
 /// Per-stream state that is not receive flow control (that lives in the scheduler).

@@ -570,6 +570,12 @@ impl Connection {
                 if let Some(window) = growth.stream_window {
                     self.write_settings(&[(setting::INITIAL_WINDOW_SIZE, window)], now);
                 }
+                if growth.stream_window.is_some() || growth.connection_window.is_some() {
+                    self.events.push(Event::WindowsGrown {
+                        connection_window: self.scheduler.connection_window(),
+                        stream_window: self.scheduler.stream_window(),
+                    });
+                }
             }
             return Ok(());
         }

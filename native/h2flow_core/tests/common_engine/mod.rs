@@ -250,6 +250,7 @@ pub enum Ev {
     StreamError { stream_id: u32, code: u32 },
     GoAway { last_stream_id: u32, code: u32 },
     SendWindowOpen { stream_id: u32 },
+    WindowsGrown { connection_window: u32, stream_window: u32 },
 }
 
 impl Ev {
@@ -273,6 +274,9 @@ impl Ev {
             Event::StreamError { stream_id, code, .. } => Ev::StreamError { stream_id, code: code.0 },
             Event::GoAway { last_stream_id, code, .. } => Ev::GoAway { last_stream_id, code: code.0 },
             Event::SendWindowOpen { stream_id } => Ev::SendWindowOpen { stream_id },
+            Event::WindowsGrown { connection_window, stream_window } => {
+                Ev::WindowsGrown { connection_window, stream_window }
+            }
         }
     }
 }
@@ -573,6 +577,8 @@ pub struct Client {
     pub goaways: Vec<(u32, u32)>,
     /// Every frame the client read.
     pub read_frames: Vec<Out>,
+    /// The server application's WindowsGrown events: (connection window, stream window).
+    pub grown: Vec<(u32, u32)>,
     next_id: u32,
 }
 
@@ -591,6 +597,7 @@ impl Client {
             refused: Vec::new(),
             goaways: Vec::new(),
             read_frames: Vec::new(),
+            grown: Vec::new(),
             next_id: 1,
         };
         let written = c.h.written.clone();
@@ -704,6 +711,9 @@ impl Client {
                 }
                 Ev::StreamReset { stream_id, .. } | Ev::StreamError { stream_id, .. } => {
                     self.buffered.remove(&stream_id);
+                }
+                Ev::WindowsGrown { connection_window, stream_window } => {
+                    self.grown.push((connection_window, stream_window));
                 }
                 _ => {}
             }
