@@ -302,3 +302,28 @@ fn rfc9113_6_9_2_no_empty_end_stream_data_frame_while_the_stream_window_is_negat
     assert_eq!(datas(&h.flush()), vec![(3, 0, true)]);
     assert_eq!(h.conn.stats().data_bytes_sent, 200);
 }
+
+/// Found by the soak (tests/fuzz_soak.rs): a response ended by its last DATA frame, on a stream
+/// whose request body was still arriving, was made ready again when the peer's
+/// SETTINGS_INITIAL_WINDOW_SIZE grew, and sent a second, empty END_STREAM.
+#[test]
+fn rfc9113_5_1_a_stream_we_ended_gets_nothing_more_when_its_window_opens() {
+    let mut h = Harness::established_with(default_config(), &[(INITIAL_WINDOW_SIZE, 1)]);
+    h.recv(&post(1, Some(100))).unwrap();
+    h.conn.send_headers(1, &[(b":status", b"200")], false).unwrap();
+    assert_eq!(h.conn.send_data(1, b"hello", true), Ok(Sent::Queued(4)));
+    assert_eq!(datas(&h.flush()), vec![(1, 1, false)]);
+    // A larger initial window releases the rest, END_STREAM on the last DATA frame.
+    h.recv(&settings(&[(INITIAL_WINDOW_SIZE, 1000)])).unwrap();
+    assert_eq!(datas(&h.flush()), vec![(1, 4, true)]);
+    assert!(h.conn.stream_state(1).is_some(), "the request body is still to come");
+    // Windows that open again send nothing on it.
+    h.recv(&settings(&[(INITIAL_WINDOW_SIZE, 100_000)])).unwrap();
+    h.recv(&window_update(1, 5_000)).unwrap();
+    assert!(datas(&h.flush()).is_empty());
+    // Resetting it afterwards is a plain RST_STREAM.
+    assert_eq!(h.conn.reset_stream(1, ErrorCode::NO_ERROR), Ok(Sent::Queued(0)));
+    let out = h.flush();
+    assert!(datas(&out).is_empty(), "{out:?}");
+    assert_eq!(resets(&out), vec![(1, ErrorCode::NO_ERROR.0)]);
+}

@@ -246,6 +246,10 @@ impl Connection {
     /// We sent END_STREAM.
     fn local_ended(&mut self, id: u32) {
         let Some(s) = self.streams.get_mut(&id) else { return };
+        // END_STREAM went out: nothing is left to send, so a window that opens later (a
+        // WINDOW_UPDATE, a larger SETTINGS_INITIAL_WINDOW_SIZE) must not make the stream ready
+        // again, or it would send a second END_STREAM.
+        s.send.end_queued = false;
         match s.state {
             State::Open => s.state = State::HalfClosedLocal,
             State::HalfClosedRemote => self.finish_stream(id),
