@@ -425,7 +425,7 @@ defmodule H2Flow.Connection do
             # The whole body is here: it goes with the request. It stays counted as buffered
             # in the engine until the handler reads it (or exits), so the connection window
             # still bounds what handlers hold.
-            body = s.buf |> Enum.reverse() |> IO.iodata_to_binary()
+            body = joined(s.buf)
             s = %{s | buf: [], size: 0, handed: s.size}
             state = %{state | buffered: state.buffered - s.handed}
             spawn_handler(id, %{req | body: body}, s, state)
@@ -632,7 +632,7 @@ defmodule H2Flow.Connection do
 
   defp give_body(id, %Stream{reader: {pid, ref, _length, timer}} = s, state, timed_out?) do
     if timer && not timed_out?, do: Process.cancel_timer(timer)
-    data = s.buf |> Enum.reverse() |> IO.iodata_to_binary()
+    data = joined(s.buf)
     if s.size > 0, do: Engine.consume(state.engine, id, s.size)
     reply = if s.fin, do: {:ok, data}, else: {:more, data}
     send(pid, {ref, reply})
@@ -642,6 +642,9 @@ defmodule H2Flow.Connection do
     # Release the other readers too when the connection is short of window.
     put_stream(id, s, state)
   end
+
+  # A stream's buffered DATA, newest first, as one binary (one piece is not copied).
+  defp joined(buf), do: buf |> Enum.reverse() |> IO.iodata_to_binary()
 
   # --- responses -------------------------------------------------------------------------
 

@@ -454,15 +454,22 @@ fn rule7_the_sample_includes_the_batch_the_probe_answers() {
     assert_eq!(s.ping_acked(t0 + Duration::from_millis(10)), Default::default());
 }
 
-#[test]
-fn rule7_no_growth_when_the_application_lags() {
-    let t0 = Instant::now();
+/// Streams 1, 3, 5 and 7 open without a length; the first byte arrived and a probe went out
+/// at `t0`: what arrives before the PING ACK is the round trip's sample.
+fn probing_four_streams(t0: Instant) -> Scheduler {
     let mut s = scheduler(SchedulerConfig::default());
     for i in 0..4 {
         s.open_stream(2 * i + 1, None, false);
     }
     s.on_data(1, 1, 1, false).unwrap();
     s.ping_sent(t0);
+    s
+}
+
+#[test]
+fn rule7_no_growth_when_the_application_lags() {
+    let t0 = Instant::now();
+    let mut s = probing_four_streams(t0);
     for i in 0..4 {
         s.on_data(2 * i + 1, 250 * KIB, 250 * KIB, false).unwrap();
     }
@@ -480,12 +487,7 @@ fn rule7_no_growth_when_the_application_lags() {
 #[test]
 fn rule7_no_growth_when_the_application_consumes_nothing() {
     let t0 = Instant::now();
-    let mut s = scheduler(SchedulerConfig::default());
-    for i in 0..4 {
-        s.open_stream(2 * i + 1, None, false);
-    }
-    s.on_data(1, 1, 1, false).unwrap();
-    s.ping_sent(t0);
+    let mut s = probing_four_streams(t0);
     // The peer sent 4 × 100 KiB in the round trip: a drained window by the sample, and less
     // than half of it buffered, but the application took none of it.
     for i in 0..4 {
@@ -495,12 +497,7 @@ fn rule7_no_growth_when_the_application_consumes_nothing() {
     assert_eq!(growth, Default::default());
     assert_eq!((s.connection_window(), s.stream_window()), (MIB, 256 * KIB));
     // The same, with the application consuming: the windows grow.
-    let mut s = scheduler(SchedulerConfig::default());
-    for i in 0..4 {
-        s.open_stream(2 * i + 1, None, false);
-    }
-    s.on_data(1, 1, 1, false).unwrap();
-    s.ping_sent(t0);
+    let mut s = probing_four_streams(t0);
     for i in 0..4 {
         s.on_data(2 * i + 1, 100 * KIB, 100 * KIB, false).unwrap();
         s.consume(2 * i + 1, (100 * KIB) as u64).unwrap();
