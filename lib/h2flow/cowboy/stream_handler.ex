@@ -27,7 +27,9 @@ defmodule H2Flow.Cowboy.StreamHandler do
   ## What it does
 
   One scheduler per connection lives in the connection process (every stream handler of an
-  HTTP/2 connection runs there), in its process dictionary. The handler feeds it the DATA
+  HTTP/2 connection runs there), in its process dictionary: the connection's state under the key
+  `H2Flow.Cowboy.StreamHandler`, each open stream's under a negative integer key below
+  -0x683266 * 2^32. The handler feeds it the DATA
   frames and what the readers take: bytes are consumed when a `read_body` finds them buffered
   or waits for them. The scheduler's rules then hold for the connection: no stream credit once
   a body has arrived, never beyond the remaining content-length, credit released at a
@@ -100,7 +102,12 @@ defmodule H2Flow.Cowboy.StreamHandler do
 
   alias H2Flow.Scheduler
 
-  @key {__MODULE__, :connection}
+  # Process dictionary keys: the connection's state under this module's name, each stream's
+  # under an integer below `@stream_key` (`@stream_key - stream_id`). Atoms and small integers
+  # are the keys the process dictionary hashes cheaply; these callbacks run several times per
+  # request.
+  @key __MODULE__
+  @stream_key -0x683266 * 0x1_0000_0000
   @max_window 2_147_483_647
 
   @recommended %{
@@ -149,6 +156,8 @@ defmodule H2Flow.Cowboy.StreamHandler do
   def connection_info(pid) when is_pid(pid) do
     with {:dictionary, dict} <- Process.info(pid, :dictionary),
          {_, conn} <- List.keyfind(dict, @key, 0) do
+      streams = Enum.count(dict, fn {key, _} -> stream_key?(key) end)
+
       conn.sched
       |> Scheduler.info()
       |> Map.merge(%{
@@ -156,7 +165,7 @@ defmodule H2Flow.Cowboy.StreamHandler do
         window_max: conn.window_max,
         lingering: lingering(conn),
         demand: conn.flow,
-        streams: map_size(conn.streams)
+        streams: streams
       })
     else
       _ -> nil
@@ -206,16 +215,17 @@ defmodule H2Flow.Cowboy.StreamHandler do
   end
 
   def info(id, msg, {:managed, next}) do
-    conn = :erlang.get(@key)
+    old = :erlang.get(@key)
 
     conn =
       if is_tuple(msg) and elem(msg, 0) in [:read_body, :read_body_timeout],
-        do: update_stream(conn, id, &read_body(&1, id, &2, msg)),
-        else: conn
+        do: update_stream(old, id, &read_body(&1, id, &2, msg)),
+        else: old
 
     {commands, next} = :cowboy_stream.info(id, msg, next)
     {commands, conn} = plan(conn, id, commands, :info)
-    :erlang.put(@key, conn)
+    # Most messages change nothing here (the same term: a pointer comparison).
+    if conn !== old, do: :erlang.put(@key, conn)
     {commands, {:managed, next}}
   end
 
@@ -285,7 +295,6 @@ defmodule H2Flow.Cowboy.StreamHandler do
       conn_params: params(opts, :connection, 163_840),
       stream_params: params(opts, :stream, 163_840),
       carrier: nil,
-      streams: %{},
       coverage: 0
     }
   end
@@ -305,9 +314,11 @@ defmodule H2Flow.Cowboy.StreamHandler do
   end
 
   defp open(conn, id, req) do
-    length = if is_integer(req[:body_length]), do: req.body_length
+    length = Map.get(req, :body_length)
+    length = if is_integer(length), do: length
     body? = Map.get(req, :has_body, false)
-    :ok = Scheduler.open_stream(conn.sched, id, length, not body?)
+    # A stream without a body is not tracked by the scheduler: nothing to tell it.
+    if body?, do: :ok = Scheduler.open_stream(conn.sched, id, length, false)
 
     stream = %{
       # Cowboy's demand for the stream, cow_http2_machine's window, the scheduler's view.
@@ -329,26 +340,37 @@ defmodule H2Flow.Cowboy.StreamHandler do
       early: not conn.acked
     }
 
-    put_stream(conn, id, stream)
+    put_stream(conn, id, get_stream(id), stream)
   end
 
+  # The streams live in the process dictionary too, one entry each (see `@stream_key`). A stream
+  # handler callback reads and writes its own stream; only the rare search for a stream to carry
+  # connection credit walks them all (`streams/0`).
+  defp get_stream(id), do: :erlang.get(@stream_key - id)
+
+  defp streams do
+    for {key, s} <- :erlang.get(), stream_key?(key), do: {@stream_key - key, s}
+  end
+
+  defp stream_key?(key),
+    do: is_integer(key) and key < @stream_key and key >= @stream_key - 0x7FFF_FFFF
+
   defp update_stream(conn, id, fun) do
-    case conn.streams do
-      %{^id => stream} -> fun.(conn, stream)
-      _ -> conn
+    case get_stream(id) do
+      :undefined -> conn
+      stream -> fun.(conn, stream)
     end
   end
 
   # Every change of a stream goes through here, which keeps `coverage` (what the peer could send
   # on the streams, their windows and bodies permitting) without walking them all.
-  defp put_stream(conn, id, stream) do
-    old = Map.get(conn.streams, id)
+  defp put_stream(conn, id, old, stream) do
+    :erlang.put(@stream_key - id, stream)
 
-    %{
-      conn
-      | streams: Map.put(conn.streams, id, stream),
-        coverage: conn.coverage + cover(stream) - cover(old)
-    }
+    case cover(stream) - cover(old) do
+      0 -> conn
+      delta -> %{conn | coverage: conn.coverage + delta}
+    end
   end
 
   defp cover(%{receiving: true} = s), do: max(0, min(s.window, s.expected || s.window))
@@ -360,8 +382,11 @@ defmodule H2Flow.Cowboy.StreamHandler do
   # The scheduler refuses DATA beyond its view of the windows: what Cowboy granted beyond it
   # is not fed to it (and not counted twice).
   defp received(conn, id, size, fin?) do
-    case conn.streams do
-      %{^id => old} ->
+    case get_stream(id) do
+      :undefined ->
+        conn
+
+      old ->
         s = old
         fed = size |> min(max(conn.remaining, 0)) |> min(max(s.remaining, 0))
         {s, taken?} = mirror_data(s, size, fin?)
@@ -389,15 +414,10 @@ defmodule H2Flow.Cowboy.StreamHandler do
             flow: max(0, conn.flow - size),
             window: conn.window - size,
             window_max: conn.window_max - size,
-            remaining: conn.remaining - fed,
-            streams: Map.put(conn.streams, id, s),
-            coverage: conn.coverage + cover(s) - cover(old)
+            remaining: conn.remaining - fed
         }
 
-        credited(conn, credits)
-
-      _ ->
-        conn
+        conn |> put_stream(id, old, s) |> credited(credits)
     end
   end
 
@@ -417,9 +437,9 @@ defmodule H2Flow.Cowboy.StreamHandler do
   # cowboy_stream_h's info/3 for cowboy_req's read_body messages: what is buffered goes to the
   # reader now or is kept for it, so it is consumed either way, and a read that cannot be
   # answered waits (Cowboy's auto mode: only when nothing is buffered).
-  defp read_body(conn, id, s, {:read_body, _pid, ref, length, _period}) do
-    credits = Scheduler.consume_and_flush(conn.sched, id, s.fed)
-    s = %{s | fed: 0}
+  defp read_body(conn, id, old, {:read_body, _pid, ref, length, _period}) do
+    credits = Scheduler.consume_and_flush(conn.sched, id, old.fed)
+    s = %{old | fed: 0}
 
     s =
       cond do
@@ -429,11 +449,11 @@ defmodule H2Flow.Cowboy.StreamHandler do
         true -> %{s | waiting: {length, ref}}
       end
 
-    conn |> put_stream(id, s) |> credited(credits)
+    conn |> put_stream(id, old, s) |> credited(credits)
   end
 
   defp read_body(conn, id, %{waiting: {_, ref}} = s, {:read_body_timeout, ref}),
-    do: put_stream(conn, id, %{s | buffer: 0, waiting: nil})
+    do: put_stream(conn, id, s, %{s | buffer: 0, waiting: nil})
 
   defp read_body(conn, _id, _s, _msg), do: conn
 
@@ -460,8 +480,8 @@ defmodule H2Flow.Cowboy.StreamHandler do
             conn
         end
 
-      s = %{s | receiving: false, expected: 0, fed: 0, waiting: nil, stopped: true}
-      put_stream(%{conn | dirty: conn.dirty or released?}, id, s)
+      stopped = %{s | receiving: false, expected: 0, fed: 0, waiting: nil, stopped: true}
+      put_stream(%{conn | dirty: conn.dirty or released?}, id, s, stopped)
     end)
   end
 
@@ -473,20 +493,20 @@ defmodule H2Flow.Cowboy.StreamHandler do
     peer_reset? = is_atom(reason) and reason not in [:normal, :switch_protocol]
 
     conn =
-      case conn.streams do
-        %{^id => %{stopped: true}} -> conn
+      case get_stream(id) do
+        %{stopped: true} -> conn
         _ -> stop_receiving(conn, id, peer_reset?)
       end
 
     conn = reset_lingering(conn, id)
 
-    case Map.pop(conn.streams, id) do
-      {nil, _} ->
+    case :erlang.erase(@stream_key - id) do
+      :undefined ->
         conn
 
-      {s, streams} ->
+      s ->
         flow = if peer_reset?, do: conn.flow, else: conn.flow - s.flow
-        conn = %{conn | flow: flow, streams: streams, coverage: conn.coverage - cover(s)}
+        conn = %{conn | flow: flow, coverage: conn.coverage - cover(s)}
         if conn.carrier == id, do: ask_again(%{conn | carrier: nil}), else: conn
     end
   end
@@ -510,7 +530,7 @@ defmodule H2Flow.Cowboy.StreamHandler do
   # The stream asked to carry connection credit ended first (Cowboy drops the message): another
   # stream still receiving is asked, so that a starving peer is not left waiting.
   defp ask_again(conn) do
-    case Enum.find(conn.streams, fn {_, s} -> s.receiving end) do
+    case Enum.find(streams(), fn {_, s} -> s.receiving end) do
       {other, _} -> ask(conn, other)
       nil -> conn
     end
@@ -545,7 +565,8 @@ defmodule H2Flow.Cowboy.StreamHandler do
 
   # The flow commands of the handlers after this one are dropped: demand is decided here.
   defp plan(conn, id, commands, event) do
-    {commands, stop?} = without_flow(commands, [], false)
+    {commands, stop?} =
+      if plain?(commands), do: {commands, false}, else: without_flow(commands, [], false)
 
     conn = if stop?, do: stop_receiving(conn, id, false), else: conn
     conn = if conn.dirty, do: flush(conn), else: conn
@@ -557,6 +578,11 @@ defmodule H2Flow.Cowboy.StreamHandler do
   end
 
   defp flush(conn), do: credited(%{conn | dirty: false}, Scheduler.flush(conn.sched))
+
+  defp plain?([]), do: true
+  defp plain?([{:flow, _} | _]), do: false
+  defp plain?([:stop | _]), do: false
+  defp plain?([_ | rest]), do: plain?(rest)
 
   defp without_flow([], acc, stop?), do: {:lists.reverse(acc), stop?}
   defp without_flow([{:flow, _} | rest], acc, stop?), do: without_flow(rest, acc, stop?)
@@ -572,7 +598,7 @@ defmodule H2Flow.Cowboy.StreamHandler do
         %{conn | remaining: conn.remaining + credit}
 
       {id, credit}, conn ->
-        update_stream(conn, id, &put_stream(&1, id, %{&2 | remaining: &2.remaining + credit}))
+        update_stream(conn, id, &put_stream(&1, id, &2, %{&2 | remaining: &2.remaining + credit}))
     end)
   end
 
@@ -580,15 +606,15 @@ defmodule H2Flow.Cowboy.StreamHandler do
   # the peer may send: the stream's own credit, and the connection's when this stream can carry
   # it without raising its own window (see carry_short/5 otherwise).
   defp realize(conn, id, event) do
-    case conn.streams do
+    case get_stream(id) do
       # Nothing owed, and Cowboy's demands within its windows: no WINDOW_UPDATE, now or at the
       # check after this DATA frame. The common case for DATA frames.
-      %{^id => %{remaining: r, window: w, flow: f}}
+      %{remaining: r, window: w, flow: f}
       when conn.lingering_total == 0 and conn.remaining <= conn.window and r <= w and f <= w and
              conn.flow <= conn.window ->
         {0, conn}
 
-      %{^id => s} ->
+      %{} = s ->
         # Bytes beyond the scheduler's view were not fed to it: it may count them as body still
         # to come, so its view is capped at the body that is really still to come.
         target = if s.expected, do: min(s.remaining, s.expected), else: s.remaining
@@ -667,10 +693,12 @@ defmodule H2Flow.Cowboy.StreamHandler do
   # A stream whose handler still runs that can take demand `n` without raising its window, or
   # else one still receiving that can take it within its body.
   defp carrier(conn, id, n) do
-    Enum.find_value(conn.streams, fn {other, s} ->
+    streams = streams()
+
+    Enum.find_value(streams, fn {other, s} ->
       if other != id and not s.stopped and compare(free_demand(s, conn), n) != :lt, do: other
     end) ||
-      Enum.find_value(conn.streams, fn {other, s} ->
+      Enum.find_value(streams, fn {other, s} ->
         if other != id and s.receiving and compare(most_demand(s, conn), n) != :lt, do: other
       end)
   end
@@ -738,7 +766,7 @@ defmodule H2Flow.Cowboy.StreamHandler do
     stream_inc = increment(s_flow, s.window, conn.stream_params)
 
     conn = connection_checked(%{conn | flow: flow})
-    put_stream(conn, id, %{s | flow: s_flow, window: s.window + stream_inc})
+    put_stream(conn, id, s, %{s | flow: s_flow, window: s.window + stream_inc})
   end
 
   defp demand(conn, _id, _s, _n, _event), do: conn
