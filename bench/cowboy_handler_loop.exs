@@ -44,7 +44,9 @@ defmodule :cowboy_stream_h do
   # What matters here of cowboy_stream_h: it buffers DATA, answers a read at the end of the body
   # without a flow command, returns a response command, and stops when its process exits.
   def init(_id, _req, _opts), do: {[], %{buffer: 0, fin: false}}
-  def data(_id, fin, data, s), do: {[], %{s | buffer: s.buffer + byte_size(data), fin: fin == :fin}}
+
+  def data(_id, fin, data, s),
+    do: {[], %{s | buffer: s.buffer + byte_size(data), fin: fin == :fin}}
 
   def info(_id, {:read_body, _pid, _ref, length, _period}, s),
     do: if(s.fin, do: {[], %{s | buffer: 0}}, else: {[{:flow, length}], s})
@@ -97,7 +99,8 @@ defmodule CowboyHandlerLoop do
     first_id + 2 * @concurrent
   end
 
-  defp step(streams, fun), do: Enum.map(streams, fn {id, state} -> {id, elem(fun.(id, state), 1)} end)
+  defp step(streams, fun),
+    do: Enum.map(streams, fn {id, state} -> {id, elem(fun.(id, state), 1)} end)
 end
 
 {rounds, pairs} =
