@@ -345,7 +345,7 @@ defmodule H2Flow.Demo do
             per_connection: per_connection(server)
           })
 
-        reply(req, 200, "application/json", json(body))
+        reply(req, 200, "application/json", H2Flow.Demo.JSON.encode!(body))
 
       [] ->
         reply(req, 503, "text/plain", "starting\n")
@@ -392,7 +392,7 @@ defmodule H2Flow.Demo do
 
     case last_report(state, kind) do
       nil -> reply(req, 404, "application/json", ~s({"error":"no report yet"}))
-      report -> reply(req, 200, "application/json", json(report))
+      report -> reply(req, 200, "application/json", H2Flow.Demo.JSON.encode!(report))
     end
   end
 
@@ -509,44 +509,5 @@ defmodule H2Flow.Demo do
     end
 
     :ok
-  end
-
-  # --- JSON ------------------------------------------------------------------------------
-
-  # A small encoder for what /stats and /report hold (no Hex, and Elixir 1.14 has no JSON).
-  defp json(term), do: term |> encode() |> IO.iodata_to_binary()
-
-  defp encode(nil), do: "null"
-  defp encode(true), do: "true"
-  defp encode(false), do: "false"
-  defp encode(atom) when is_atom(atom), do: atom |> Atom.to_string() |> encode()
-  defp encode(n) when is_integer(n), do: Integer.to_string(n)
-  defp encode(f) when is_float(f), do: :erlang.float_to_binary(f, [:short])
-  defp encode(s) when is_binary(s), do: [?", escape(s), ?"]
-  defp encode(list) when is_list(list), do: [?[, Enum.map_intersperse(list, ?,, &encode/1), ?]]
-
-  defp encode(map) when is_map(map) do
-    pairs =
-      map
-      |> Enum.map(fn {k, v} -> {to_string(k), v} end)
-      |> Enum.sort()
-      |> Enum.map_intersperse(?,, fn {k, v} -> [encode(k), ?:, encode(v)] end)
-
-    [?{, pairs, ?}]
-  end
-
-  # RFC 8259 7: quote, backslash and control characters must be escaped.
-  defp escape(s) do
-    for <<c <- s>>, into: "" do
-      case c do
-        ?" -> "\\\""
-        ?\\ -> "\\\\"
-        ?\n -> "\\n"
-        ?\r -> "\\r"
-        ?\t -> "\\t"
-        c when c < 0x20 -> "\\u00" <> Base.encode16(<<c>>)
-        c -> <<c>>
-      end
-    end
   end
 end

@@ -1,35 +1,10 @@
 defmodule H2Flow.Test.JSON do
   @moduledoc false
-  # A small JSON codec (RFC 8259) for the browser tests' DevTools messages: no Hex, and
-  # Elixir 1.14 has no JSON module. Decoding raises on malformed input.
+  # JSON for the browser tests' DevTools messages: the demo's encoder, and a small decoder
+  # (RFC 8259) that raises on malformed input. No Hex, and Elixir 1.14 has no JSON module.
 
   @spec encode!(term()) :: binary()
-  def encode!(term), do: term |> encode() |> IO.iodata_to_binary()
-
-  defp encode(nil), do: "null"
-  defp encode(true), do: "true"
-  defp encode(false), do: "false"
-  defp encode(atom) when is_atom(atom), do: atom |> Atom.to_string() |> encode()
-  defp encode(n) when is_integer(n), do: Integer.to_string(n)
-  defp encode(f) when is_float(f), do: :erlang.float_to_binary(f, [:short])
-  defp encode(s) when is_binary(s), do: [?", escape(s), ?"]
-  defp encode(list) when is_list(list), do: [?[, Enum.map_intersperse(list, ?,, &encode/1), ?]]
-
-  defp encode(map) when is_map(map) do
-    pairs = Enum.map_intersperse(map, ?,, fn {k, v} -> [encode(to_string(k)), ?:, encode(v)] end)
-    [?{, pairs, ?}]
-  end
-
-  defp escape(s) do
-    for <<c <- s>>, into: "" do
-      case c do
-        ?" -> "\\\""
-        ?\\ -> "\\\\"
-        c when c < 0x20 -> "\\u00" <> Base.encode16(<<c>>)
-        c -> <<c>>
-      end
-    end
-  end
+  defdelegate encode!(term), to: H2Flow.Demo.JSON
 
   @spec decode!(binary()) :: term()
   def decode!(json) do
