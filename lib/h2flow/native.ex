@@ -70,6 +70,15 @@ defmodule H2Flow.Native do
   def scheduler_stream_remaining(_, _), do: err()
   def scheduler_data_flush(_, _, _, _, _), do: err()
   def scheduler_consume_flush(_, _, _), do: err()
+  def cowboy_new(_), do: err()
+  def cowboy_open(_, _, _, _, _), do: err()
+  def cowboy_data(_, _, _, _, _), do: err()
+  def cowboy_read(_, _, _, _), do: err()
+  def cowboy_read_timeout(_, _, _), do: err()
+  def cowboy_info_other(_, _, _), do: err()
+  def cowboy_carry(_, _, _), do: err()
+  def cowboy_terminate(_, _, _), do: err()
+  def cowboy_info(_), do: err()
 
   defp err, do: :erlang.nif_error(:nif_not_loaded)
 end

@@ -14,6 +14,7 @@ pub use error::{Error, ErrorCode};
 pub use scheduler::{Scheduler, SchedulerConfig};
 pub mod config;
 pub mod connection;
+pub mod cowboy;
 pub mod flow;
 pub mod scheduler;
 pub mod stats;

@@ -1,6 +1,7 @@
 //! rustler glue for h2flow_core: resources, term encoding and atoms. No protocol logic here:
 //! every decision is made in h2flow_core; this crate translates terms to Rust values and back.
 
+mod cowboy;
 mod engine;
 mod frame;
 mod scheduler;

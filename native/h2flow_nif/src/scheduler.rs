@@ -97,9 +97,12 @@ fn scheduler_flush(s: ResourceArc<SchedulerResource>) -> NifResult<Vec<(u32, u32
 
 #[rustler::nif]
 fn scheduler_info<'a>(env: Env<'a>, s: ResourceArc<SchedulerResource>) -> NifResult<Term<'a>> {
-    let s = lock(&s)?;
+    put_scheduler_info(env, Term::map_new(env), &*lock(&s)?)
+}
+
+/// Adds the scheduler's counters to `map` (`H2Flow.Scheduler.info/1`).
+pub fn put_scheduler_info<'a>(env: Env<'a>, mut map: Term<'a>, s: &Scheduler) -> NifResult<Term<'a>> {
     let st = s.stats();
-    let mut m = Term::map_new(env);
     for (k, v) in [
         ("buffered_bytes", s.buffered() as i64),
         ("peak_buffered_bytes", st.peak_buffered as i64),
@@ -111,9 +114,9 @@ fn scheduler_info<'a>(env: Env<'a>, s: ResourceArc<SchedulerResource>) -> NifRes
         ("credited_bytes", st.credited_bytes as i64),
         ("tracked_streams", s.tracked_streams() as i64),
     ] {
-        m = m.map_put(rustler::Atom::from_str(env, k)?, v)?;
+        map = map.map_put(rustler::Atom::from_str(env, k)?, v)?;
     }
-    Ok(m)
+    Ok(map)
 }
 
 /// What the peer may still send on a stream, `nil` if the stream is not tracked.

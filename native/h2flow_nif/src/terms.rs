@@ -21,6 +21,7 @@ rustler::atoms! {
     windows_grown,
     connection,
     stream,
+    waiting,
 }
 
 /// An error code as its snake_case atom, or the integer for a code RFC 9113 does not define.
