@@ -97,7 +97,9 @@ defmodule H2Flow.Cowboy.StreamHandler do
   """
 
   # Cowboy is optional: the calls below resolve at run time, in an application that has it.
-  @compile {:no_warn_undefined, [:cowboy_stream]}
+  # A managed stream's next handler is :cowboy_stream_h, called directly (the state Cowboy keeps
+  # for this handler holds its state); other streams go through :cowboy_stream.
+  @compile {:no_warn_undefined, [:cowboy_stream, :cowboy_stream_h]}
 
   alias H2Flow.Native
 
@@ -163,29 +165,29 @@ defmodule H2Flow.Cowboy.StreamHandler do
   @doc false
   @spec init(term(), map(), map()) :: {list(), state()}
   def init(id, req, opts) do
-    {commands, next} = :cowboy_stream.init(id, req, opts)
+    case {req, opts} do
+      {%{version: :"HTTP/2"}, %{stream_handlers: [:cowboy_stream_h | rest]}} ->
+        # What :cowboy_stream.init/3 does for the next handler, without its dynamic dispatch.
+        {commands, next} = :cowboy_stream_h.init(id, req, %{opts | stream_handlers: rest})
+        {body?, length} = body(req)
+        {commands, stop?} = split(commands)
+        plan = Native.cowboy_open(mirror(opts), id, length, body?, stop?)
+        {apply_plan(plan, id, commands), {:managed, next, nil}}
 
-    if Map.get(req, :version) == :"HTTP/2" and
-         match?([:cowboy_stream_h | _], opts[:stream_handlers]) do
-      length =
-        case req do
-          %{body_length: length} when is_integer(length) -> length
-          _ -> nil
-        end
-
-      body? = Map.get(req, :has_body, false)
-      {commands, stop?} = split(commands)
-      plan = Native.cowboy_open(mirror(opts), id, length, body?, stop?)
-      {apply_plan(plan, id, commands), {:managed, next, nil}}
-    else
-      {commands, {:passthrough, next}}
+      _ ->
+        {commands, next} = :cowboy_stream.init(id, req, opts)
+        {commands, {:passthrough, next}}
     end
   end
+
+  defp body(%{has_body: true, body_length: length}) when is_integer(length), do: {true, length}
+  defp body(%{has_body: true}), do: {true, nil}
+  defp body(_req), do: {false, nil}
 
   @doc false
   @spec data(term(), :fin | :nofin, binary(), state()) :: {list(), state()}
   def data(id, fin, data, {:managed, next, ref}) do
-    {commands, next} = :cowboy_stream.data(id, fin, data, next)
+    {commands, next} = :cowboy_stream_h.data(id, fin, data, next)
     {commands, stop?} = split(commands)
     plan = Native.cowboy_data(:erlang.get(@key), id, byte_size(data), fin == :fin, stop?)
     {apply_plan(plan, id, commands), {:managed, next, ref}}
@@ -203,7 +205,7 @@ defmodule H2Flow.Cowboy.StreamHandler do
   end
 
   def info(id, msg, {:managed, next, ref}) do
-    {commands, next} = :cowboy_stream.info(id, msg, next)
+    {commands, next} = :cowboy_stream_h.info(id, msg, next)
     {commands, stop?} = split(commands)
     mirror = :erlang.get(@key)
 
@@ -243,7 +245,8 @@ defmodule H2Flow.Cowboy.StreamHandler do
       carrier -> ask(carrier)
     end
 
-    :cowboy_stream.terminate(id, reason, next)
+    _ = :cowboy_stream_h.terminate(id, reason, next)
+    :ok
   end
 
   def terminate(id, reason, {:passthrough, next}), do: :cowboy_stream.terminate(id, reason, next)
