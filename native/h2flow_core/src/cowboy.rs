@@ -768,3 +768,99 @@ impl CowboyMirror {
         self.coverage += s.cover() - old;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UNLIMITED: Level =
+        Level { margin: 0, threshold: MAX_WINDOW_SIZE as i64, max: MAX_WINDOW_SIZE as i64 };
+
+    fn options(connection: u32, stream: u32) -> CowboyOptions {
+        CowboyOptions {
+            initial_connection_window_size: connection,
+            initial_stream_window_size: stream,
+            connection: UNLIMITED,
+            stream: UNLIMITED,
+            ..CowboyOptions::default()
+        }
+    }
+
+    #[test]
+    fn cowboy_window_arithmetic() {
+        let d = Level::COWBOY_DEFAULT;
+        // Demand within the window, or a window above the threshold: no update.
+        assert_eq!(d.increment(1_000, 65_535), 0);
+        assert_eq!(d.increment(300_000, 200_000), 0);
+        // Otherwise up to demand + margin, at most the maximum.
+        assert_eq!(d.increment(100_000, 65_535), 100_000 + 65_535 - 65_535);
+        assert_eq!(d.increment(MAX_WINDOW_SIZE as i64, 10), MAX_WINDOW_SIZE as i64 - 10);
+        // The least demand raising a window by `want`: with a margin, demand + margin - window.
+        let n = d.least_demand(0, 1_000, 50_000).unwrap();
+        assert!(d.increment(n, 1_000) >= 50_000 && d.increment(n - 1, 1_000) < 50_000);
+        assert_eq!(UNLIMITED.least_demand(0, 1_000, 50_000), Some(51_000));
+        // Demand already enough: 0; window above the threshold: none.
+        assert_eq!(UNLIMITED.least_demand(60_000, 1_000, 50_000), Some(0));
+        assert_eq!(d.least_demand(0, 200_000, 50_000), None);
+    }
+
+    #[test]
+    fn bodies_within_their_windows_need_no_demand() {
+        let mut m = CowboyMirror::new(&options(8_388_608, 4_194_304)).unwrap();
+        for id in (1..128).step_by(2) {
+            assert_eq!(m.open(id, Some(16_384), true, false), Plan::default());
+        }
+        for id in (1..128).step_by(2) {
+            assert_eq!(m.data(id, 16_384, true, false), Plan::default());
+        }
+        for id in (1..128).step_by(2) {
+            assert_eq!(m.read_body(id, Some(8_000_000), false), (false, Plan::default()));
+            assert_eq!(m.info_other(id, true), Plan::default());
+            assert_eq!(m.terminate(id, false), None);
+        }
+        let info = m.info();
+        assert_eq!(
+            (info.demand, info.window, info.window_max, info.streams),
+            (0, 8_388_608 - 1_048_576, 8_388_608 - 1_048_576, 0)
+        );
+    }
+
+    /// A peer that sends all that Cowboy's windows allow (the mirror's, exact with zero margins),
+    /// 16 KiB at a time, to a reader that waits: the body arrives in full, with few demands.
+    #[test]
+    fn a_waiting_reader_never_stalls() {
+        for (conn, stream, body) in
+            [(65_535, 16_384, 1_000_000), (131_072, 65_535, 3_000_000), (1_048_576, 262_144, 5_000_000)]
+        {
+            let mut m = CowboyMirror::new(&options(conn, stream)).unwrap();
+            assert_eq!(m.open(1, Some(body), true, false), Plan::default());
+            let (mut left, mut demands) = (body as i64, 0);
+            let mut reads = 0;
+            while left > 0 {
+                let (waits, plan) = m.read_body(1, Some(65_536), false);
+                demands += (plan.demand > 0) as u32;
+                reads += 1;
+                assert!(waits, "the reader waits");
+                loop {
+                    let s = m.streams[&1];
+                    let room = m.window.min(s.window).min(16_384).min(left);
+                    assert!(room > 0, "stalled with {left} bytes to go (conn {conn}, stream {stream})");
+                    left -= room;
+                    let plan = m.data(1, room as u32, left == 0, false);
+                    demands += (plan.demand > 0) as u32;
+                    assert_eq!(plan.ask, None);
+                    if m.streams[&1].waiting == Waiting::None {
+                        break;
+                    }
+                }
+            }
+            assert_eq!(m.info().streams, 1);
+            // A demand per stream credit at most, one per half stream window (connection credit
+            // rides on them).
+            let bound = (body as i64 / (stream as i64 / 2) + 2) as u32;
+            assert!(demands <= bound, "{demands} demands for {reads} reads (bound {bound})");
+            // The reader took every byte.
+            assert_eq!(m.scheduler().buffered(), 0);
+        }
+    }
+}
