@@ -172,7 +172,7 @@ defmodule H2Flow.Cowboy.StreamHandler do
         {body?, length} = body(req)
         {commands, stop?} = split(commands)
         plan = Native.cowboy_open(mirror(opts), id, length, body?, stop?)
-        {apply_plan(plan, id, commands), {:managed, next, nil}}
+        {apply_plan(plan, commands), {:managed, next, nil}}
 
       _ ->
         {commands, next} = :cowboy_stream.init(id, req, opts)
@@ -190,7 +190,7 @@ defmodule H2Flow.Cowboy.StreamHandler do
     {commands, next} = :cowboy_stream_h.data(id, fin, data, next)
     {commands, stop?} = split(commands)
     plan = Native.cowboy_data(:erlang.get(@key), id, byte_size(data), fin == :fin, stop?)
-    {apply_plan(plan, id, commands), {:managed, next, ref}}
+    {apply_plan(plan, commands), {:managed, next, ref}}
   end
 
   def data(id, fin, data, {:passthrough, next}) do
@@ -201,7 +201,7 @@ defmodule H2Flow.Cowboy.StreamHandler do
   @doc false
   @spec info(term(), term(), state()) :: {list(), state()}
   def info(id, {__MODULE__, :carry}, {:managed, _, _} = state) do
-    {apply_plan(Native.cowboy_carry(:erlang.get(@key), id, false), id, []), state}
+    {apply_plan(Native.cowboy_carry(:erlang.get(@key), id, false), []), state}
   end
 
   def info(id, msg, {:managed, next, ref}) do
@@ -226,7 +226,7 @@ defmodule H2Flow.Cowboy.StreamHandler do
           {Native.cowboy_info_other(mirror, id, stop?), ref}
       end
 
-    {apply_plan(plan, id, commands), {:managed, next, ref}}
+    {apply_plan(plan, commands), {:managed, next, ref}}
   end
 
   def info(id, msg, {:passthrough, next}) do
@@ -318,12 +318,12 @@ defmodule H2Flow.Cowboy.StreamHandler do
 
   # The mirror's plan: a demand to add (none when 0), and maybe a stream to ask to carry
   # connection credit, by a message to this process that Cowboy routes to that stream's info/3.
-  defp apply_plan(0, _id, commands), do: commands
-  defp apply_plan(n, _id, commands) when is_integer(n), do: [{:flow, n} | commands]
+  defp apply_plan(0, commands), do: commands
+  defp apply_plan(n, commands) when is_integer(n), do: [{:flow, n} | commands]
 
-  defp apply_plan({n, carrier}, id, commands) do
+  defp apply_plan({n, carrier}, commands) do
     ask(carrier)
-    apply_plan(n, id, commands)
+    apply_plan(n, commands)
   end
 
   defp ask(carrier), do: send(self(), {{self(), carrier}, {__MODULE__, :carry}})
