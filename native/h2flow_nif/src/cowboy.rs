@@ -50,65 +50,86 @@ fn cowboy_new<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
     })
 }
 
-#[rustler::nif]
-fn cowboy_open(
-    env: Env,
-    m: ResourceArc<CowboyResource>,
-    id: u32,
-    content_length: Option<u64>,
-    has_body: bool,
-    stop: bool,
-) -> NifResult<Term> {
-    Ok(encode_plan(env, lock(&m)?.open(id, content_length, has_body, stop)))
+// The per-callback NIFs below run several times per request inside Cowboy's connection process,
+// whose CPU time is that server's bottleneck. `#[rustler::nif]` collects each call's arguments
+// into a `Vec` (a malloc and a free) and takes a reference on the resource; these entry points,
+// registered the same way, read the arguments in place and borrow the resource. Decoding,
+// panics and errors are handled as rustler does (`handle_nif_result`).
+macro_rules! callback_nif {
+    ($name:ident, $arity:expr, |$env:ident, $m:ident, $args:ident| $body:expr) => {
+        rustler::codegen_runtime::inventory::submit!(rustler::Nif {
+            name: concat!(stringify!($name), "\0").as_ptr() as *const rustler::codegen_runtime::c_char,
+            arity: $arity,
+            flags: 0,
+            raw_func: {
+                unsafe extern "C" fn $name(
+                    env: *mut rustler::sys::ErlNifEnv,
+                    argc: rustler::codegen_runtime::c_int,
+                    argv: *const rustler::sys::ErlNifTerm,
+                ) -> rustler::sys::ErlNifTerm {
+                    let lifetime = ();
+                    let $env = rustler::Env::new(&lifetime, env);
+                    let raw = std::slice::from_raw_parts(argv, argc as usize);
+                    let result = std::panic::catch_unwind(|| -> NifResult<Term> {
+                        let $args = |i: usize| rustler::Term::new($env, raw[i]);
+                        let resource: &CowboyResource =
+                            $args(0).try_get_resource().ok_or(rustler::Error::BadArg)?;
+                        let mut $m = resource.0.lock().map_err(|_| poisoned())?;
+                        Ok($body)
+                    });
+                    rustler::codegen_runtime::handle_nif_result(result, $env).apply($env)
+                }
+                $name
+            },
+        });
+    };
 }
 
-#[rustler::nif]
-fn cowboy_data(
-    env: Env,
-    m: ResourceArc<CowboyResource>,
-    id: u32,
-    size: u32,
-    fin: bool,
-    stop: bool,
-) -> NifResult<Term> {
-    Ok(encode_plan(env, lock(&m)?.data(id, size, fin, stop)))
+fn poisoned() -> rustler::Error {
+    misuse("the Cowboy mirror is unusable after an internal error")
 }
 
-/// A read (`length` `nil` for `auto`): the plan, or `{:waiting, plan}` when the read now waits
-/// for DATA with a length.
-#[rustler::nif]
-fn cowboy_read(
-    env: Env,
-    m: ResourceArc<CowboyResource>,
-    id: u32,
-    length: Option<u64>,
-    stop: bool,
-) -> NifResult<Term> {
-    let (waits, plan) = lock(&m)?.read_body(id, length, stop);
+// cowboy_open(mirror, id, content_length | nil, has_body, stop)
+callback_nif!(cowboy_open, 5, |env, m, arg| {
+    let plan = m.open(arg(1).decode()?, arg(2).decode::<Option<u64>>()?, arg(3).decode()?, arg(4).decode()?);
+    encode_plan(env, plan)
+});
+
+// cowboy_data(mirror, id, size, fin, stop)
+callback_nif!(cowboy_data, 5, |env, m, arg| {
+    let plan = m.data(arg(1).decode()?, arg(2).decode()?, arg(3).decode()?, arg(4).decode()?);
+    encode_plan(env, plan)
+});
+
+// cowboy_read(mirror, id, length | nil for auto, stop): the plan, or `{:waiting, plan}` when the
+// read now waits for DATA with a length.
+callback_nif!(cowboy_read, 4, |env, m, arg| {
+    let (waits, plan) = m.read_body(arg(1).decode()?, arg(2).decode::<Option<u64>>()?, arg(3).decode()?);
     let plan = encode_plan(env, plan);
-    Ok(if waits { (terms::waiting(), plan).encode(env) } else { plan })
-}
+    if waits {
+        (terms::waiting(), plan).encode(env)
+    } else {
+        plan
+    }
+});
 
-#[rustler::nif]
-fn cowboy_read_timeout(env: Env, m: ResourceArc<CowboyResource>, id: u32, stop: bool) -> NifResult<Term> {
-    Ok(encode_plan(env, lock(&m)?.read_timeout(id, stop)))
-}
+// cowboy_read_timeout(mirror, id, stop)
+callback_nif!(cowboy_read_timeout, 3, |env, m, arg| {
+    encode_plan(env, m.read_timeout(arg(1).decode()?, arg(2).decode()?))
+});
 
-#[rustler::nif]
-fn cowboy_info_other(env: Env, m: ResourceArc<CowboyResource>, id: u32, stop: bool) -> NifResult<Term> {
-    Ok(encode_plan(env, lock(&m)?.info_other(id, stop)))
-}
+// cowboy_info_other(mirror, id, stop)
+callback_nif!(cowboy_info_other, 3, |env, m, arg| {
+    encode_plan(env, m.info_other(arg(1).decode()?, arg(2).decode()?))
+});
 
-#[rustler::nif]
-fn cowboy_carry(env: Env, m: ResourceArc<CowboyResource>, id: u32, stop: bool) -> NifResult<Term> {
-    Ok(encode_plan(env, lock(&m)?.carry(id, stop)))
-}
+// cowboy_carry(mirror, id, stop)
+callback_nif!(cowboy_carry, 3, |env, m, arg| encode_plan(env, m.carry(arg(1).decode()?, arg(2).decode()?)));
 
-/// The stream to ask to carry connection credit, or `nil`.
-#[rustler::nif]
-fn cowboy_terminate(m: ResourceArc<CowboyResource>, id: u32, peer_reset: bool) -> NifResult<Option<u32>> {
-    Ok(lock(&m)?.terminate(id, peer_reset))
-}
+// cowboy_terminate(mirror, id, peer_reset): the stream to ask to carry connection credit, or nil.
+callback_nif!(cowboy_terminate, 3, |env, m, arg| {
+    m.terminate(arg(1).decode()?, arg(2).decode()?).encode(env)
+});
 
 /// The scheduler's counters (as `scheduler_info`) and the mirrored values.
 #[rustler::nif]
