@@ -1,7 +1,8 @@
 defmodule H2Flow.Scheduler do
   @moduledoc """
   The receive-side flow-control scheduler on its own: which WINDOW_UPDATE frames to send, for
-  an HTTP/2 implementation other than `H2Flow.Engine` (the Cowboy stream handler uses it).
+  an HTTP/2 implementation other than `H2Flow.Engine` (the Cowboy stream handler runs it, next to
+  its mirror of Cowboy's windows, in one NIF resource of its own).
 
   It is the same code the engine runs (`native/h2flow_core/src/scheduler.rs`), with the same
   rules: enforce the windows; credit only what the application consumed, so bytes received and

@@ -1,6 +1,6 @@
 defmodule H2Flow.Cowboy.StreamHandlerNoCowboyTest do
-  # What the handler relies on without Cowboy: cowboy_opts/1, and the one-call scheduler
-  # functions it uses per DATA frame and per read (they must agree with the separate calls).
+  # Without Cowboy: cowboy_opts/1 (doctest), and the scheduler's one-call functions for hosts
+  # that see every DATA frame and read (they must agree with the separate calls).
   use ExUnit.Case, async: true
 
   alias H2Flow.Scheduler

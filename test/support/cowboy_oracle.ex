@@ -21,31 +21,8 @@ defmodule H2Flow.Test.CowboyOracle do
   @stream_key -0x6F7261 * 0x1_0000_0000
   @max_window 2_147_483_647
 
-  @recommended %{
-    initial_connection_window_size: 8_388_608,
-    initial_stream_window_size: 4_194_304,
-    connection_window_margin_size: 0,
-    stream_window_margin_size: 0,
-    connection_window_update_threshold: @max_window
-  }
-
   @typedoc "The per-stream state Cowboy keeps for this handler."
   @opaque state :: {:managed | :passthrough, term()}
-
-  @doc false
-  @spec cowboy_opts(map()) :: map()
-  def cowboy_opts(opts \\ %{}) when is_map(opts) do
-    opts = Map.merge(@recommended, opts)
-    handlers = List.delete(Map.get(opts, :stream_handlers, [:cowboy_stream_h]), __MODULE__)
-
-    handlers =
-      case Enum.split_while(handlers, &(&1 != :cowboy_stream_h)) do
-        {before, []} -> before ++ [__MODULE__, :cowboy_stream_h]
-        {before, rest} -> before ++ [__MODULE__ | rest]
-      end
-
-    Map.put(opts, :stream_handlers, handlers)
-  end
 
   @doc false
   @spec connection_info(pid()) :: map() | nil

@@ -15,7 +15,7 @@ pub struct CowboyResource(Mutex<CowboyMirror>);
 impl rustler::Resource for CowboyResource {}
 
 fn lock(m: &ResourceArc<CowboyResource>) -> NifResult<MutexGuard<'_, CowboyMirror>> {
-    m.0.lock().map_err(|_| misuse("the Cowboy mirror is unusable after an internal error"))
+    m.0.lock().map_err(|_| poisoned())
 }
 
 /// The demand to add, or `{demand, stream_to_ask}` when a stream is to be asked to carry

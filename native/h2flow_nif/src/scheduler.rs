@@ -1,5 +1,5 @@
 //! `H2Flow.Scheduler`'s NIFs: the receive-side window scheduler on its own, for HTTP/2
-//! implementations other than the engine (the Cowboy stream handler).
+//! implementations other than the engine (the Cowboy stream handler has its own, `cowboy.rs`).
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -127,8 +127,7 @@ fn scheduler_stream_remaining(s: ResourceArc<SchedulerResource>, id: u32) -> Nif
 
 /// A DATA frame of `len` bytes (no padding), then, unless `consume` is `nil`, that many bytes
 /// of the stream consumed by the application, then the credits due: `{:ok | {:error, reason},
-/// [{stream_id, increment}]}`. One NIF call per DATA frame for hosts that see every frame (the
-/// Cowboy stream handler).
+/// [{stream_id, increment}]}`. One NIF call per DATA frame for hosts that see every frame.
 #[rustler::nif]
 fn scheduler_data_flush<'a>(
     env: Env<'a>,
@@ -152,7 +151,7 @@ fn scheduler_data_flush<'a>(
 }
 
 /// `consume` bytes of the stream consumed by the application, then the credits due: one NIF
-/// call for a host whose reader takes buffered bytes (the Cowboy stream handler).
+/// call for a host whose reader takes buffered bytes.
 #[rustler::nif]
 fn scheduler_consume_flush(s: ResourceArc<SchedulerResource>, id: u32, n: u64) -> NifResult<Vec<(u32, u32)>> {
     let mut s = lock(&s)?;
