@@ -30,13 +30,13 @@ defmodule H2Flow.Cowboy.StreamHandler do
   HTTP/2 connection runs there): a NIF resource in its process dictionary, under the key
   `H2Flow.Cowboy.StreamHandler`, holding the scheduler and the mirror of Cowboy's windows
   (`native/h2flow_core/src/cowboy.rs`). Each callback makes one NIF call; the Elixir side only
-  dispatches. The handler feeds the scheduler the DATA
-  frames and what the readers take: bytes are consumed when a `read_body` finds them buffered
-  or waits for them. The scheduler's rules then hold for the connection: no stream credit once
-  a body has arrived, never beyond the remaining content-length, credit released at a
-  threshold of the window (half by default) and coalesced across streams, at most
-  `initial_connection_window_size` outstanding (the window the peer has plus bytes received that
-  no reader asked for), and credit for a waiting reader so that no body stalls.
+  dispatches. The handler feeds the scheduler the DATA frames and what the readers take: bytes
+  are consumed when a `read_body` finds them buffered or waits for them. The scheduler's rules
+  then hold for the connection: no stream credit once a body has arrived, never beyond the
+  remaining content-length, credit released at a threshold of the window (half by default) and
+  coalesced across streams, at most `initial_connection_window_size` outstanding (the window
+  the peer has plus bytes received that no reader asked for), and credit for a waiting reader
+  so that no body stalls.
 
   ## How: a flow command is demand, not credit
 
