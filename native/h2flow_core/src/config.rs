@@ -28,6 +28,12 @@ pub struct Config {
     /// Queued, unsent response bytes per stream beyond which the caller should wait for
     /// `SendWindowOpen` before sending more.
     pub max_send_queue: u32,
+    /// Queued, unsent response bytes per connection beyond which every sender waits: the bound
+    /// on what a peer that opens no window makes us hold.
+    pub max_connection_send_queue: u32,
+    /// How long a stream may hold queued response bytes without the peer letting any go
+    /// before it is reset; a connection on which no DATA went out for that long is closed.
+    pub send_stall_timeout: Duration,
     /// CONTINUATION frames allowed in one header block (CVE-2024-27316 family).
     pub max_continuation_frames: u32,
     /// Bytes allowed in one compressed header block, across its CONTINUATION frames.
@@ -60,6 +66,8 @@ impl Default for Config {
             max_header_list_size: 64 * 1024,
             window: SchedulerConfig::default(),
             max_send_queue: 64 * 1024,
+            max_connection_send_queue: 1024 * 1024,
+            send_stall_timeout: Duration::from_secs(30),
             max_continuation_frames: 16,
             max_header_block_size: 64 * 1024,
             max_pending_acks: 1000,
@@ -83,8 +91,8 @@ impl Config {
         if self.max_header_list_size == 0 || self.max_header_block_size == 0 {
             return Err("max_header_list_size and max_header_block_size must be positive");
         }
-        if self.max_send_queue == 0 {
-            return Err("max_send_queue must be positive");
+        if self.max_send_queue == 0 || self.max_connection_send_queue == 0 {
+            return Err("max_send_queue and max_connection_send_queue must be positive");
         }
         if self.max_pending_acks == 0 || self.max_settings_entries == 0 {
             return Err("max_pending_acks and max_settings_entries must be positive");

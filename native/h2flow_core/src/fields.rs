@@ -21,6 +21,97 @@ pub struct RequestInfo {
     pub is_connect: bool,
     /// A response to HEAD has no content whatever its content-length says.
     pub method_is_head: bool,
+    /// How many pseudo-header fields open the section (they all come first, 8.3).
+    pub pseudo: usize,
+}
+
+/// A valid request as the application sees it: the pseudo-header fields by name, the target
+/// split at `?`, the authority (`:authority`, else `host`, RFC 9113 8.3.1), and the regular
+/// fields with repeated names joined (`cookie` crumbs with "; ", others with ", ", 8.2.3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestHead<'a> {
+    pub method: &'a [u8],
+    pub scheme: &'a [u8],
+    pub authority: &'a [u8],
+    pub path: &'a [u8],
+    pub query: &'a [u8],
+    pub content_length: Option<u64>,
+    pub fields: Vec<(&'a [u8], std::borrow::Cow<'a, [u8]>)>,
+}
+
+impl<'a> RequestHead<'a> {
+    /// The view of a section that [`validate_request`] accepted (with its `info`).
+    pub fn new(list: &'a HeaderList, info: &RequestInfo) -> RequestHead<'a> {
+        let mut head = RequestHead {
+            method: b"",
+            scheme: b"",
+            authority: b"",
+            path: b"",
+            query: b"",
+            content_length: info.content_length,
+            fields: Vec::with_capacity(list.len().saturating_sub(info.pseudo)),
+        };
+        let mut target: &[u8] = b"";
+        for (name, value) in list.iter().take(info.pseudo) {
+            match name {
+                b":method" => head.method = value,
+                b":scheme" => head.scheme = value,
+                b":authority" => head.authority = value,
+                b":path" => target = value,
+                _ => {}
+            }
+        }
+        match target.iter().position(|&c| c == b'?') {
+            // ok: i is an index of target.
+            Some(i) => (head.path, head.query) = (&target[..i], &target[i + 1..]),
+            None => head.path = target,
+        }
+        head.fields = joined(list.iter().skip(info.pseudo));
+        if head.authority.is_empty() {
+            if let Some((_, host)) = head.fields.iter().find(|(n, _)| *n == b"host") {
+                head.authority = match host {
+                    std::borrow::Cow::Borrowed(v) => v,
+                    // Several host fields: a malformed request an HTTP/1 server would refuse;
+                    // the authority stays empty rather than being a joined list.
+                    std::borrow::Cow::Owned(_) => b"",
+                };
+            }
+        }
+        head
+    }
+}
+
+/// Regular fields with repeated names joined, in order of first appearance (RFC 9113 8.2.3,
+/// RFC 9110 5.3).
+fn joined<'a>(
+    fields: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+) -> Vec<(&'a [u8], std::borrow::Cow<'a, [u8]>)> {
+    let mut out: Vec<(&[u8], std::borrow::Cow<[u8]>)> = Vec::new();
+    let mut index: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
+    for (name, value) in fields {
+        let at = if out.len() < 16 {
+            out.iter().position(|(n, _)| *n == name)
+        } else {
+            if index.is_empty() {
+                index = out.iter().enumerate().map(|(i, (n, _))| (*n, i)).collect();
+            }
+            index.get(name).copied()
+        };
+        match at.and_then(|i| out.get_mut(i)) {
+            Some((_, joined)) => {
+                let joined = joined.to_mut();
+                joined.extend_from_slice(if name == b"cookie" { b"; " } else { b", " });
+                joined.extend_from_slice(value);
+            }
+            None => {
+                if !index.is_empty() {
+                    index.insert(name, out.len());
+                }
+                out.push((name, std::borrow::Cow::Borrowed(value)));
+            }
+        }
+    }
+    out
 }
 
 /// Validates a request header section (RFC 9113 8.2, 8.3.1, 8.5; RFC 8441 4).
@@ -31,6 +122,7 @@ pub fn validate_request(list: &HeaderList) -> Result<RequestInfo, Malformed> {
     let mut path = None;
     let mut protocol = None;
     let mut regular_seen = false;
+    let mut pseudo_fields = 0;
     let mut content_length = None;
 
     for (name, value) in list.iter() {
@@ -44,7 +136,7 @@ pub fn validate_request(list: &HeaderList) -> Result<RequestInfo, Malformed> {
                 b"scheme" => &mut scheme,
                 b"authority" => &mut authority,
                 b"path" => &mut path,
-                // Only meaningful with CONNECT, checked below (RFC 8441 4).
+                // Extended CONNECT, refused below (RFC 8441 4).
                 b"protocol" => &mut protocol,
                 b"status" => {
                     return Err(Malformed("response pseudo-header field :status in a request (RFC 9113 8.3)"))
@@ -54,6 +146,7 @@ pub fn validate_request(list: &HeaderList) -> Result<RequestInfo, Malformed> {
             if slot.replace(value).is_some() {
                 return Err(Malformed("repeated pseudo-header field (RFC 9113 8.3)"));
             }
+            pseudo_fields += 1;
         } else {
             regular_seen = true;
             check_regular_field(name, value)?;
@@ -69,10 +162,11 @@ pub fn validate_request(list: &HeaderList) -> Result<RequestInfo, Malformed> {
         Some(m) => m,
     };
     let is_connect = method == b"CONNECT";
-    if protocol.is_some() && !is_connect {
-        return Err(Malformed(":protocol in a request that is not CONNECT (RFC 8441 4)"));
+    if protocol.is_some() {
+        // We never send SETTINGS_ENABLE_CONNECT_PROTOCOL, so no request may use it.
+        return Err(Malformed(":protocol without SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 4)"));
     }
-    if is_connect && protocol.is_none() {
+    if is_connect {
         // Plain CONNECT names only the authority to tunnel to (RFC 9113 8.5).
         if scheme.is_some() || path.is_some() {
             return Err(Malformed(":scheme or :path in a CONNECT request (RFC 9113 8.5)"));
@@ -81,7 +175,7 @@ pub fn validate_request(list: &HeaderList) -> Result<RequestInfo, Malformed> {
             return Err(Malformed("missing :authority in a CONNECT request (RFC 9113 8.5)"));
         }
     } else {
-        // Every other request, extended CONNECT included (RFC 8441 4).
+        // Every other request.
         let scheme = match scheme {
             None => return Err(Malformed("missing :scheme (RFC 9113 8.3.1)")),
             Some(b"") => return Err(Malformed("empty :scheme (RFC 9113 8.3.1)")),
@@ -104,7 +198,7 @@ pub fn validate_request(list: &HeaderList) -> Result<RequestInfo, Malformed> {
         }
     }
 
-    Ok(RequestInfo { content_length, is_connect, method_is_head: method == b"HEAD" })
+    Ok(RequestInfo { content_length, is_connect, method_is_head: method == b"HEAD", pseudo: pseudo_fields })
 }
 
 /// Trailers: no pseudo-header fields at all (RFC 9113 8.1), plus the same field rules.

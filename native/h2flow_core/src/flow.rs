@@ -44,7 +44,7 @@ impl Window {
     }
 
     /// Records bytes sent; callers never send more than [`Window::available`].
-    pub fn consume(&mut self, n: u32) {
+    pub fn spend(&mut self, n: u32) {
         debug_assert!(n as i64 <= self.0);
         self.0 -= n as i64;
     }

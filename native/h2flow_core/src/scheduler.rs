@@ -1,6 +1,8 @@
-//! The receive side of flow control: who may send how much, and when we credit it back.
+//! The receive path: who may send how much, what a waiting reader gets, and when we credit it.
 //!
-//! Every decision about WINDOW_UPDATE frames we send lives in this file. The rules:
+//! Every decision about request bodies lives in this file: the windows we enforce, the
+//! WINDOW_UPDATE frames we send, and when the bytes that arrived are handed to the application.
+//! The rules:
 //!
 //! 1. **Enforce.** DATA past a stream's window is a stream FLOW_CONTROL_ERROR, past the
 //!    connection window a connection FLOW_CONTROL_ERROR (RFC 9113 §6.9.1). Padding counts
@@ -15,17 +17,19 @@
 //!    (half by default), or — so that no stream stalls on a small remainder — when the peer has
 //!    less than one max-size frame left, the credit is at least min(1 KiB, window/4), and a
 //!    reader is waiting: the application drained what it was given, overall (buffered <
-//!    window/4) or on a stream that is still receiving (it consumed all that stream buffered;
-//!    `consume(id, 0)` says so explicitly for a reader waiting on a stream with nothing yet).
+//!    window/4) or on a stream that is still receiving (it consumed all that stream buffered).
 //!    While the application lags, holding credit back *is* the back-pressure, and releasing it
 //!    in small pieces would only multiply WINDOW_UPDATE frames; but one slow reader must not
 //!    hold up a stream whose reader keeps up.
 //! 5. **Only where it can be used.** No stream credit once the peer finished sending (END_STREAM)
-//!    and never beyond the stream's remaining declared content-length. No connection credit while
-//!    the window the peer has left already covers every body it may still send (all receiving
-//!    streams have a content-length and they fit) and half the window besides: when the 64
-//!    uploads of a burst have all arrived, one credit tops the window up to half, and the rest
-//!    waits until a stream can use it.
+//!    and never beyond the stream's remaining declared content-length plus one byte: a peer that
+//!    sent exactly its content-length may still need a non-zero window to send the empty DATA
+//!    frame that carries END_STREAM (nghttp2, hence Node.js, holds even that frame back while its
+//!    window is 0). Padding is credited back beyond that bound, so a padding peer is never short.
+//!    No connection credit while the window the peer has left already covers every body it may
+//!    still send (all receiving streams have a content-length and they fit) and half the window
+//!    besides: when the 64 uploads of a burst have all arrived, one credit tops the window up to
+//!    half, and the rest waits until a stream can use it.
 //! 6. **Initial windows.** Streams start at `initial_stream_window` (advertised in SETTINGS);
 //!    the connection window is raised from 65,535 to `initial_connection_window` by one credit
 //!    that [`Scheduler::take_initial_credit`] releases right after our SETTINGS.
@@ -33,10 +37,21 @@
 //!    [`Scheduler::ping_acked`]): if the peer sent at least 3/4 of the window it is sure to
 //!    have (the window less the threshold of credit we may hold back) within one round trip
 //!    while the application kept up (it consumed during the round trip and holds at most half
-//!    the window, as one handed bodies half a window at a time does), the window doubles, up to
-//!    `max_connection_window` / `max_stream_window`. Never when bytes pile up unconsumed. The
-//!    sample includes the batch the probe's flush answered: a peer that sends its whole window
-//!    at once is otherwise idle, from our side, for exactly the round trip being measured.
+//!    the window), the window doubles, up to `max_connection_window` / `max_stream_window`.
+//!    Never when bytes pile up unconsumed. The sample includes the batch the probe's flush
+//!    answered: a peer that sends its whole window at once is otherwise idle, from our side, for
+//!    exactly the round trip being measured. Probes are rare: one at a time, only while a window
+//!    may be what limits the peer (it sent at least half of one since the last probe), at most
+//!    [`PROBE_BURST`] in a row, then [`PROBES_PER_SECOND`] a second.
+//! 8. **Readers, Cowboy's way.** The application reads a body by registering a read with a
+//!    `length` ([`Scheduler::read`]): everything the stream holds is handed over at once, and
+//!    what arrives while the read is registered is handed over as it arrives; handing over is
+//!    consuming (rule 2), so those bytes become credit. The read completes with
+//!    [`ReadStatus::Fin`] when the body has ended, with [`ReadStatus::More`] once `length` bytes
+//!    were handed over or when its period expires ([`Scheduler::read_timeout`]). Bytes handed
+//!    over are the application's (as in Cowboy); what nobody asked for stays buffered and
+//!    bounded by the windows. A stream whose application will not read ([`Scheduler::discard`])
+//!    has everything consumed as it arrives.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -45,8 +60,14 @@ use crate::error::{Error, ErrorCode};
 use crate::frame::MAX_WINDOW_SIZE;
 use crate::IdMap;
 
+use crate::flow::TokenBucket;
+
 /// The window a peer starts with on the connection, before any WINDOW_UPDATE (§6.9.2).
 pub const DEFAULT_WINDOW: u32 = 65_535;
+
+/// Round-trip probes (PINGs) allowed in a row, and per second after that (rule 7).
+pub const PROBE_BURST: u32 = 8;
+pub const PROBES_PER_SECOND: u32 = 2;
 
 /// Tunables of the receive side. Defaults are documented in the README.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -154,6 +175,41 @@ struct StreamRecv {
     /// Opened before the peer acknowledged our stream window, with the window it was allowed
     /// then (see [`Scheduler::initial_window_acked`]).
     provisional: Option<u32>,
+    /// Padding received and not yet credited back: credit beyond the content-length bound.
+    padding: u64,
+    /// A registered read that is not complete yet (rule 8).
+    read: Option<Read>,
+    /// The application will not read this stream: what arrives is consumed at once.
+    discarded: bool,
+}
+
+/// A registered read: how many bytes complete it, and how many it was handed so far.
+#[derive(Clone, Copy, Debug)]
+struct Read {
+    length: u64,
+    handed: u64,
+}
+
+/// Where a read stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadStatus {
+    /// The body ended: the read has everything.
+    Fin,
+    /// `length` bytes were handed over, or the period expired; more of the body may follow.
+    More,
+    /// The read is registered and waits for more bytes.
+    Wait,
+}
+
+/// What became of received body bytes ([`Scheduler::on_data`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arrival {
+    /// Nobody will read them (the stream is closed, reset or discarded): they are credited.
+    Dropped,
+    /// They are the stream's application's; no read completed.
+    Kept,
+    /// They are the stream's application's, and they complete its read.
+    Completes(ReadStatus),
 }
 
 /// A round-trip measurement in flight.
@@ -203,7 +259,11 @@ pub struct Scheduler {
     batch_start: u64,
     flushes: u64,
     probe: Option<Probe>,
-    last_probe: Option<Instant>,
+    /// Probes allowed (rule 7), and whether a window may limit the peer: it sent half of one
+    /// (connection or stream) since the last probe.
+    probes: TokenBucket,
+    window_limited: bool,
+    since_probe: u64,
     rtt: Option<Duration>,
     stats: SchedulerStats,
 }
@@ -237,7 +297,9 @@ impl Scheduler {
             batch_start: 0,
             flushes: 0,
             probe: None,
-            last_probe: None,
+            probes: TokenBucket::new(PROBE_BURST, PROBES_PER_SECOND),
+            window_limited: false,
+            since_probe: 0,
             rtt: None,
             stats: SchedulerStats::default(),
             cfg,
@@ -251,15 +313,28 @@ impl Scheduler {
     /// The credit that raises the connection window from the peer's initial 65,535 to ours;
     /// sent unconditionally right after our SETTINGS (rule 6). `None` if there is none.
     pub fn take_initial_credit(&mut self) -> Option<u32> {
+        let credit = self.grant_initial_credit()?;
+        self.initial_credit_sent(credit);
+        Some(credit)
+    }
+
+    /// Like [`Scheduler::take_initial_credit`] for a caller that writes the credit later (with
+    /// the first flush): the window is the peer's from now on, and counted as sent by
+    /// [`Scheduler::initial_credit_sent`].
+    pub fn grant_initial_credit(&mut self) -> Option<u32> {
         let credit = self.conn_pending.min(MAX_WINDOW_SIZE as u64) as u32;
         if credit == 0 {
             return None;
         }
         self.conn_pending -= credit as u64;
         self.conn_remaining += credit as i64;
+        Some(credit)
+    }
+
+    /// The initial credit went out.
+    pub fn initial_credit_sent(&mut self, credit: u32) {
         self.stats.connection_window_updates += 1;
         self.stats.credited_bytes += credit as u64;
-        Some(credit)
     }
 
     /// A stream was opened by the peer. `initial_window` is the window the peer may use on it
@@ -292,6 +367,9 @@ impl Scheduler {
             last_batch: 0,
             batch_flush: 0,
             provisional: (window != self.stream_window).then_some(window),
+            padding: 0,
+            read: None,
+            discarded: false,
         };
         // A caller that reopens an id gets a clean entry; release what the old one held.
         self.close_stream(id);
@@ -329,7 +407,15 @@ impl Scheduler {
     /// included), `data_len` the payload handed to the application. Errors are the window
     /// violations of §6.9.1; on a stream error the connection window was still charged and the
     /// stream's bytes are released (the caller resets the stream with [`Scheduler::close_stream`]).
-    pub fn on_data(&mut self, id: u32, flow_len: u32, data_len: u32, end_stream: bool) -> Result<(), Error> {
+    /// Otherwise says whether the bytes are for the application and whether they complete its
+    /// read (rule 8).
+    pub fn on_data(
+        &mut self,
+        id: u32,
+        flow_len: u32,
+        data_len: u32,
+        end_stream: bool,
+    ) -> Result<Arrival, Error> {
         debug_assert!(data_len <= flow_len);
         if flow_len as i64 > self.conn_remaining {
             return Err(Error::connection(
@@ -339,13 +425,17 @@ impl Scheduler {
         }
         self.conn_remaining -= flow_len as i64;
         self.received_total += flow_len as u64;
+        self.since_probe += flow_len as u64;
+        if self.since_probe * 2 >= self.conn_window as u64 {
+            self.window_limited = true;
+        }
         let padding = (flow_len - data_len) as u64;
         // Padding is credited back at once (rule 1).
         self.conn_pending += padding;
         let Some(s) = self.streams.get_mut(&id).filter(|s| s.receiving) else {
             // A stream that is closed, reset or unknown: nobody will consume this.
             self.conn_pending += data_len as u64;
-            return Ok(());
+            return Ok(Arrival::Dropped);
         };
         if flow_len as i64 > s.remaining {
             self.conn_pending += data_len as u64;
@@ -357,6 +447,7 @@ impl Scheduler {
         }
         s.remaining -= flow_len as i64;
         s.pending += padding;
+        s.padding += padding;
         if data_len > 0 && s.drained {
             s.drained = false;
             self.drained_readers -= 1;
@@ -364,6 +455,9 @@ impl Scheduler {
         s.buffered += data_len as u64;
         s.sampled += flow_len as u64;
         s.batch += flow_len as u64;
+        if s.sampled * 2 >= s.window as u64 {
+            self.window_limited = true;
+        }
         self.buffered += data_len as u64;
         self.stats.peak_buffered = self.stats.peak_buffered.max(self.buffered);
         if let Some(e) = s.expected.as_mut() {
@@ -375,23 +469,91 @@ impl Scheduler {
             s.dirty = true;
             self.dirty.push(id);
         }
+        let discarded = s.discarded;
+        let reading = s.read.is_some();
+        let arrival = if discarded {
+            let n = s.buffered;
+            self.take(id, n);
+            Arrival::Dropped
+        } else if reading {
+            match self.hand_over(id, end_stream) {
+                ReadStatus::Wait => Arrival::Kept,
+                done => Arrival::Completes(done),
+            }
+        } else {
+            Arrival::Kept
+        };
         if end_stream {
             self.end_stream(id);
         }
-        Ok(())
+        Ok(arrival)
     }
 
     /// The peer will send no more DATA on this stream (END_STREAM received): it gets no more
-    /// credit. Its buffered bytes still count until consumed.
-    pub fn end_stream(&mut self, id: u32) {
+    /// credit. Its buffered bytes still count until consumed. A registered read completes
+    /// ([`ReadStatus::Fin`], returned).
+    pub fn end_stream(&mut self, id: u32) -> Option<ReadStatus> {
         self.remove_demand(id);
-        if let Some(s) = self.streams.get_mut(&id) {
-            s.receiving = false;
-            s.pending = 0;
-            if s.buffered == 0 {
-                self.streams.remove(&id);
-            }
+        let s = self.streams.get_mut(&id)?;
+        s.receiving = false;
+        s.pending = 0;
+        let done = s.read.take().map(|_| ReadStatus::Fin);
+        if s.buffered == 0 {
+            self.streams.remove(&id);
         }
+        done
+    }
+
+    /// Registers a read of up to `length` bytes (rule 8): hands over everything the stream
+    /// holds, and says whether that completes the read. `None` for a stream the scheduler does
+    /// not track: its body ended and was all consumed, or it is gone (the caller knows which).
+    pub fn read(&mut self, id: u32, length: u64) -> Option<ReadStatus> {
+        let s = self.streams.get_mut(&id)?;
+        s.read = Some(Read { length, handed: 0 });
+        let receiving = s.receiving;
+        Some(self.hand_over(id, !receiving))
+    }
+
+    /// The period of a registered read expired: it completes with what it was handed
+    /// ([`ReadStatus::More`]). `false` if no read was registered.
+    pub fn read_timeout(&mut self, id: u32) -> bool {
+        self.streams.get_mut(&id).and_then(|s| s.read.take()).is_some()
+    }
+
+    /// The application will not read this stream: what it holds, and what arrives from now
+    /// on, is consumed at once (and so credited while the peer keeps sending).
+    pub fn discard(&mut self, id: u32) {
+        let Some(s) = self.streams.get_mut(&id) else { return };
+        s.discarded = true;
+        s.read = None;
+        let n = s.buffered;
+        self.take(id, n);
+    }
+
+    /// Whether the application said it will not read this stream ([`Scheduler::discard`]).
+    pub fn is_discarded(&self, id: u32) -> bool {
+        self.streams.get(&id).is_some_and(|s| s.discarded)
+    }
+
+    /// Hands what the stream holds to its registered read and completes the read when the body
+    /// ended (`ended`) or its length is reached.
+    fn hand_over(&mut self, id: u32, ended: bool) -> ReadStatus {
+        let Some(s) = self.streams.get_mut(&id) else { return ReadStatus::Fin };
+        let n = s.buffered;
+        let Some(read) = s.read.as_mut() else { return ReadStatus::Wait };
+        read.handed += n;
+        let status = if ended {
+            ReadStatus::Fin
+        } else if read.handed >= read.length {
+            ReadStatus::More
+        } else {
+            ReadStatus::Wait
+        };
+        if status != ReadStatus::Wait {
+            s.read = None;
+        }
+        self.take(id, n);
+        status
     }
 
     /// The application consumed `n` bytes of this stream: they become credit (rule 2).
@@ -399,10 +561,18 @@ impl Scheduler {
     /// when it closed). Consuming everything buffered on a receiving stream — `n = 0` when
     /// nothing is buffered — says its reader waits for more (rule 4).
     pub fn consume(&mut self, id: u32, n: u64) -> Result<(), OverConsumed> {
-        let Some(s) = self.streams.get_mut(&id) else { return Ok(()) };
+        let Some(s) = self.streams.get(&id) else { return Ok(()) };
         if n > s.buffered {
             return Err(OverConsumed { buffered: s.buffered });
         }
+        self.take(id, n);
+        Ok(())
+    }
+
+    /// Consumes `n` (at most what the stream buffers) bytes of a tracked stream.
+    fn take(&mut self, id: u32, n: u64) {
+        let Some(s) = self.streams.get_mut(&id) else { return };
+        debug_assert!(n <= s.buffered);
         s.buffered -= n;
         self.buffered -= n;
         self.conn_pending += n;
@@ -420,7 +590,6 @@ impl Scheduler {
         } else if s.buffered == 0 {
             self.streams.remove(&id);
         }
-        Ok(())
     }
 
     /// The stream is gone (reset by either side, or closed with bytes the application will
@@ -560,11 +729,11 @@ impl Scheduler {
         Some(pending.min(room.max(0) as u64) as u32).filter(|&c| c > 0)
     }
 
-    /// Whether a round-trip probe should go out now: adaptive growth is on, none is in flight,
-    /// data is flowing and the last probe is not too recent (at most one per 10 ms, and one per
-    /// 8 round trips).
-    pub fn wants_probe(&self, now: Instant) -> bool {
-        if !self.cfg.adaptive || self.probe.is_some() {
+    /// Whether a round-trip probe should go out now (rule 7): adaptive growth is on and can
+    /// still grow a window, none is in flight, bodies are still expected, a window limited the
+    /// peer since the last probe, and the probe rate allows one.
+    pub fn wants_probe(&mut self, now: Instant) -> bool {
+        if !self.cfg.adaptive || self.probe.is_some() || !self.window_limited {
             return false;
         }
         if self.conn_window >= self.cfg.max_connection_window
@@ -572,12 +741,7 @@ impl Scheduler {
         {
             return false;
         }
-        if self.received_total == 0 {
-            return false;
-        }
-        let gap = self.rtt.map_or(Duration::ZERO, |r| r * 8).max(Duration::from_millis(10));
-        self.last_probe.is_none_or(|t| now.saturating_duration_since(t) >= gap)
-            && self.unbounded_receivers + (self.expected_total > 0) as usize > 0
+        self.unbounded_receivers + (self.expected_total > 0) as usize > 0 && self.probes.take(now)
     }
 
     /// A PING was sent to measure the round trip; call it right after [`Scheduler::flush`].
@@ -593,7 +757,8 @@ impl Scheduler {
             received_at_send: self.batch_start,
             consumed_at_send: self.consumed_batch_start,
         });
-        self.last_probe = Some(now);
+        self.window_limited = false;
+        self.since_probe = 0;
         let flushes = self.flushes;
         for s in self.streams.values_mut() {
             s.sampled = (if s.batch_flush == flushes { s.last_batch } else { 0 }) + s.batch;
@@ -663,13 +828,19 @@ fn stream_credit(s: &mut StreamRecv, cfg: &SchedulerConfig) -> Option<u32> {
     if !s.receiving || s.pending == 0 {
         return None;
     }
-    // Rule 5: never beyond the remaining declared content-length.
-    let needed = match s.expected {
-        Some(e) => e as i64 - s.remaining,
-        None => i64::MAX,
+    // Rule 5: never beyond the remaining declared content-length, plus the byte that lets the
+    // peer send END_STREAM (`data_need`), plus the padding it spent (credited back beyond that
+    // bound).
+    let (data_need, needed) = match s.expected {
+        Some(e) => {
+            let data_need = (e + 1) as i64 - s.remaining;
+            (data_need, data_need + s.padding as i64)
+        }
+        None => (i64::MAX, i64::MAX),
     };
     if needed <= 0 {
         s.pending = 0;
+        s.padding = 0;
         return None;
     }
     let window = s.window as u64;
@@ -677,7 +848,9 @@ fn stream_credit(s: &mut StreamRecv, cfg: &SchedulerConfig) -> Option<u32> {
     let starving = s.remaining < cfg.max_frame_size as i64
         && s.pending >= (window / 4).min(1024)
         && s.buffered < window / 4;
-    let completes = s.expected.is_some() && s.pending >= needed as u64;
+    // Enough for the whole rest of the body, however much of its window the peer spent on
+    // padding: the peer can always finish.
+    let completes = s.expected.is_some() && s.pending as i64 >= data_need;
     if s.pending < threshold && !starving && !completes {
         return None;
     }
@@ -686,6 +859,7 @@ fn stream_credit(s: &mut StreamRecv, cfg: &SchedulerConfig) -> Option<u32> {
     if credit <= 0 {
         return None;
     }
+    s.padding -= s.padding.min(credit as u64);
     if credit == needed {
         // The whole body fits now: what else was consumed will never be needed.
         s.pending = credit as u64;

@@ -71,6 +71,9 @@ pub struct Stats {
     /// Data was queued and the connection send window ran out.
     pub connection_stalls: u64,
     pub peak_queued_send_bytes: u64,
+    /// Streams reset because the peer let none of their queued response bytes go for
+    /// `send_stall_timeout` (the connection is closed when none of its streams could send).
+    pub send_timeouts: u64,
     /// PINGs we sent to measure the round trip.
     pub pings_sent: u64,
     /// Connection errors we answered with GOAWAY (the peer broke the protocol, a defence

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common_engine::Rng;
+use h2flow_core::scheduler::{PROBES_PER_SECOND, PROBE_BURST};
 use h2flow_core::{Error, ErrorCode, Scheduler, SchedulerConfig};
 
 const KIB: u32 = 1024;
@@ -270,7 +271,9 @@ fn rule5_stream_credit_never_exceeds_the_remaining_content_length() {
     s.on_data(1, 256 * KIB, 256 * KIB, false).unwrap();
     s.consume(1, (256 * KIB) as u64).unwrap();
     let credits = flush(&mut s);
-    assert!(credits.contains(&(1, 300_000 - 256 * KIB)), "{credits:?}");
+    // The rest of the body, and the byte that lets the peer send END_STREAM (an empty DATA
+    // frame, which nghttp2 holds back while its window is 0).
+    assert!(credits.contains(&(1, 300_000 - 256 * KIB + 1)), "{credits:?}");
     // The body fits now: no more credit, whatever is consumed.
     s.on_data(1, 10_000, 10_000, false).unwrap();
     s.consume(1, 10_000).unwrap();
@@ -370,6 +373,11 @@ fn rule7_a_window_drained_within_one_round_trip_while_the_application_keeps_up_d
     assert!(!s.wants_probe(t0), "no data yet");
     s.on_data(1, 1000, 1000, false).unwrap();
     s.consume(1, 1000).unwrap();
+    assert!(!s.wants_probe(t0), "a trickle: no window limits the peer");
+    // Half a stream window on another stream: the windows may limit the peer.
+    s.open_stream(99, None, false);
+    s.on_data(99, 128 * KIB, 128 * KIB, false).unwrap();
+    s.consume(99, (128 * KIB) as u64).unwrap();
     assert!(s.wants_probe(t0));
     s.ping_sent(t0);
     assert!(!s.wants_probe(t0 + Duration::from_secs(1)), "one probe in flight at most");
@@ -398,10 +406,56 @@ fn rule7_a_window_drained_within_one_round_trip_while_the_application_keeps_up_d
     let credits = flush(&mut s);
     let conn: u32 = credits.iter().filter(|c| c.0 == 0).map(|c| c.1).sum();
     assert_eq!(before + conn as i64, (2 * MIB) as i64, "{credits:?}");
-    // The next probe waits for max(8 round trips, 10 ms).
+    // The peer kept filling the windows: more probes are due, until the windows reach their
+    // caps, and never more than PROBE_BURST at once.
     let t1 = t0 + Duration::from_millis(20);
-    assert!(!s.wants_probe(t1 + Duration::from_millis(100)));
-    assert!(s.wants_probe(t0 + Duration::from_millis(160)));
+    let mut sent = 1;
+    let mut id = 101;
+    while s.wants_probe(t1) {
+        s.ping_sent(t1);
+        sent += 1;
+        s.ping_acked(t1);
+        // Half a stream window on a new stream: a window may limit the peer again.
+        id += 2;
+        s.open_stream(id, None, false);
+        let half = s.stream_window() / 2;
+        s.on_data(id, half, half, false).unwrap();
+        s.consume(id, half as u64).unwrap();
+        flush(&mut s);
+    }
+    assert!(sent <= PROBE_BURST, "{sent} probes at once");
+    assert_eq!(s.stream_window(), 8 * MIB, "the windows grew to their caps");
+    assert!(!s.wants_probe(t1 + Duration::from_secs(60)), "no probe once the windows are at their caps");
+}
+
+/// Probes are PINGs the peer must answer: at most PROBE_BURST in a row, then
+/// PROBES_PER_SECOND, however often the windows fill.
+#[test]
+fn rule7_probes_are_rate_limited() {
+    let t0 = Instant::now();
+    // Growth is impossible (the application never consumes), so the windows never reach caps.
+    let mut s = scheduler(SchedulerConfig { initial_stream_window: 1000, ..SchedulerConfig::default() });
+    // A body still coming.
+    s.open_stream(1, None, false);
+    let mut probes = Vec::new();
+    for i in 0..200u32 {
+        let t = t0 + Duration::from_millis(10 * i as u64);
+        let id = 2 * i + 3;
+        s.open_stream(id, None, false);
+        s.on_data(id, 600, 600, false).unwrap();
+        s.close_stream(id);
+        flush(&mut s);
+        if s.wants_probe(t) {
+            s.ping_sent(t);
+            probes.push(t);
+            s.ping_acked(t);
+        }
+    }
+    assert_eq!(probes.iter().filter(|&&t| t < t0 + Duration::from_millis(100)).count(), PROBE_BURST as usize);
+    // 2 s: the burst, then the sustained rate.
+    let bound = PROBE_BURST + 2 * PROBES_PER_SECOND;
+    assert!(probes.len() as u32 <= bound, "{} probes in 2 s", probes.len());
+    assert!(probes.len() as u32 >= bound - 1, "{} probes in 2 s", probes.len());
 }
 
 #[test]
@@ -567,6 +621,8 @@ fn rule7_no_probe_without_receivers_or_with_adaptive_off() {
 struct PeerStream {
     window: i64,
     expected_left: Option<u64>,
+    /// Padding sent: credited back beyond the content-length bound.
+    padding: u64,
     ended: bool,
 }
 
@@ -592,7 +648,12 @@ fn randomized_sequences_keep_buffered_within_the_connection_window_and_match_the
                     s.open_stream(next_id, cl, false);
                     peer.insert(
                         next_id,
-                        PeerStream { window: stream_window as i64, expected_left: cl, ended: false },
+                        PeerStream {
+                            window: stream_window as i64,
+                            expected_left: cl,
+                            ended: false,
+                            padding: 0,
+                        },
                     );
                     next_id += 2;
                 }
@@ -613,6 +674,7 @@ fn randomized_sequences_keep_buffered_within_the_connection_window_and_match_the
                     let end = p.expected_left.is_some_and(|e| e == n) || rng.below(20) == 0;
                     s.on_data(id, (n + pad) as u32, n as u32, end).unwrap_or_else(|e| panic!("{ctx}: {e}"));
                     p.window -= (n + pad) as i64;
+                    p.padding += pad;
                     peer_conn -= (n + pad) as i64;
                     if let Some(e) = p.expected_left.as_mut() {
                         *e -= n;
@@ -652,8 +714,10 @@ fn randomized_sequences_keep_buffered_within_the_connection_window_and_match_the
                             assert!(!p.ended, "{ctx}: credit for a stream that ended");
                             p.window += n as i64;
                             if let Some(e) = p.expected_left {
+                                // The rest of the body, the byte that carries END_STREAM, and the
+                                // padding the peer spent.
                                 assert!(
-                                    p.window as u64 <= e.max(stream_window as u64),
+                                    p.window as u64 <= (e + 1 + p.padding).max(stream_window as u64),
                                     "{ctx}: beyond content-length"
                                 );
                             }

@@ -327,3 +327,107 @@ fn rfc9113_5_1_a_stream_we_ended_gets_nothing_more_when_its_window_opens() {
     assert!(datas(&out).is_empty(), "{out:?}");
     assert_eq!(resets(&out), vec![(1, ErrorCode::NO_ERROR.0)]);
 }
+
+// --- bounded sending (send_body) and send stalls ---------------------------------------------
+
+fn events_of(h: &mut Harness) -> Vec<Ev> {
+    h.recv(&[]).unwrap()
+}
+
+#[test]
+fn send_body_takes_at_most_the_queue_limit_and_says_when_to_wait() {
+    let mut cfg = default_config();
+    cfg.max_send_queue = 10_000;
+    let mut h = open(cfg, &[(INITIAL_WINDOW_SIZE, 0)], &[1]);
+    // No window: 10,000 bytes are queued, the caller must wait.
+    assert_eq!(
+        h.conn.send_body(1, &vec![0; 50_000], true),
+        Ok(Sent::Accepted { taken: 10_000, blocked: true })
+    );
+    assert_eq!(h.conn.queued(), 10_000);
+    let mut ev = h.recv(&settings(&[(setting::INITIAL_WINDOW_SIZE, 65_535)])).unwrap();
+    h.flush();
+    ev.extend(events_of(&mut h));
+    assert!(h.conn.queued() < 10_000);
+    assert!(ev.contains(&Ev::SendWindowOpen { stream_id: 1 }) || h.conn.queued() == 0, "{ev:?}");
+    // With windows open, what they allow is framed at once: still at most the limit per call.
+    assert_eq!(
+        h.conn.send_body(1, &vec![0; 50_000], false),
+        Ok(Sent::Accepted { taken: 10_000, blocked: false })
+    );
+}
+
+#[test]
+fn the_connection_send_queue_bounds_what_a_peer_that_opens_no_window_makes_us_hold() {
+    let mut cfg = default_config();
+    cfg.max_connection_send_queue = 100_000;
+    let ids: Vec<u32> = (0..20).map(|i| 2 * i + 1).collect();
+    let mut h = open(cfg.clone(), &[(INITIAL_WINDOW_SIZE, 0)], &ids);
+    let mut blocked = Vec::new();
+    for &id in &ids {
+        match h.conn.send_body(id, &vec![0; 64 * 1024], false) {
+            Ok(Sent::Accepted { blocked: true, .. }) => blocked.push(id),
+            Ok(Sent::Accepted { blocked: false, .. }) => panic!("stream {id} may send more without window"),
+            other => panic!("{other:?}"),
+        }
+        assert!(h.conn.queued() <= cfg.max_connection_send_queue as u64);
+    }
+    assert_eq!(blocked, ids, "every sender waits");
+    assert_eq!(h.conn.queued(), 100_000);
+    // The peer opens the windows: every sender blocked by the connection's queue is told.
+    let mut ev = h.recv(&settings(&[(setting::INITIAL_WINDOW_SIZE, 1 << 20)])).unwrap();
+    ev.extend(h.recv(&window_update(0, 1 << 20)).unwrap());
+    h.flush();
+    ev.extend(events_of(&mut h));
+    let opened: Vec<u32> = ev
+        .into_iter()
+        .filter_map(|e| if let Ev::SendWindowOpen { stream_id } = e { Some(stream_id) } else { None })
+        .collect();
+    assert_eq!(h.conn.queued(), 0);
+    let mut sorted = opened.clone();
+    sorted.sort();
+    assert_eq!(sorted, ids, "{opened:?}");
+}
+
+#[test]
+fn a_stream_the_peer_lets_nothing_go_for_send_stall_timeout_is_reset_and_then_the_connection_ends() {
+    let mut cfg = default_config();
+    cfg.send_stall_timeout = std::time::Duration::from_secs(30);
+    let mut h = open(cfg, &[(INITIAL_WINDOW_SIZE, 0)], &[1, 3]);
+    h.conn.send_body(1, b"blocked", false).unwrap();
+    h.conn.send_body(3, b"blocked", false).unwrap();
+    h.advance(std::time::Duration::from_secs(29));
+    assert!(h.conn.check_timeouts(h.now).is_ok());
+    assert!(events_of(&mut h).is_empty());
+    h.advance(std::time::Duration::from_secs(2));
+    // Nothing went out on the connection either: it ends.
+    let e = h.conn.check_timeouts(h.now).expect_err("the peer keeps every stream stalled");
+    assert_eq!(e.code(), ErrorCode::NO_ERROR);
+    let out = h.flush();
+    assert_eq!(resets(&out), vec![(1, ErrorCode::CANCEL.0), (3, ErrorCode::CANCEL.0)], "{out:?}");
+    assert_eq!(goaways(&out).len(), 1);
+    assert_eq!(h.conn.stats().send_timeouts, 2);
+}
+
+#[test]
+fn a_stalled_stream_is_reset_while_the_connection_keeps_serving_others() {
+    let mut cfg = default_config();
+    cfg.send_stall_timeout = std::time::Duration::from_secs(30);
+    let mut h = open(cfg, &[(INITIAL_WINDOW_SIZE, 100)], &[1, 3]);
+    // Stream 1's peer never opens its window; stream 3's does, now and then.
+    h.conn.send_body(1, &[1; 1000], false).unwrap();
+    h.conn.send_body(3, &[3; 1000], false).unwrap();
+    h.flush();
+    let mut ev = Vec::new();
+    for _ in 0..7 {
+        h.advance(std::time::Duration::from_secs(5));
+        ev.extend(h.recv(&window_update(3, 100)).unwrap());
+        h.flush();
+        assert!(h.conn.check_timeouts(h.now).is_ok());
+    }
+    ev.extend(events_of(&mut h));
+    assert!(ev.contains(&Ev::SendTimeout { stream_id: 1 }), "{ev:?}");
+    assert!(!ev.contains(&Ev::SendTimeout { stream_id: 3 }), "{ev:?}");
+    assert_eq!(resets(&h.flush()), vec![(1, ErrorCode::CANCEL.0)]);
+    assert!(!h.conn.is_closed());
+}

@@ -2,7 +2,7 @@
 //! each with the valid case next to the malformed ones.
 
 use h2flow_core::fields::{
-    validate_request, validate_response_field, validate_trailers, Malformed, RequestInfo,
+    validate_request, validate_response_field, validate_trailers, Malformed, RequestHead, RequestInfo,
 };
 use h2flow_core::hpack::HeaderList;
 
@@ -36,7 +36,10 @@ fn assert_malformed(list: &HeaderList, section: &str) {
 #[test]
 fn rfc9113_8_3_1_valid_get_request_is_accepted() {
     let info = validate_request(&get_with(&[(b"accept", b"*/*"), (b"user-agent", b"test/1.0")])).unwrap();
-    assert_eq!(info, RequestInfo { content_length: None, is_connect: false, method_is_head: false });
+    assert_eq!(
+        info,
+        RequestInfo { content_length: None, is_connect: false, method_is_head: false, pseudo: 4 }
+    );
 }
 
 // ---- 8.2: field names and values ----
@@ -227,12 +230,10 @@ fn rfc9113_8_5_connect_without_authority_is_malformed() {
 }
 
 #[test]
-fn rfc8441_4_protocol_is_only_allowed_with_connect() {
+fn rfc8441_4_protocol_is_malformed_without_enable_connect_protocol() {
+    // We never send SETTINGS_ENABLE_CONNECT_PROTOCOL, so :protocol makes any request malformed,
+    // extended CONNECT included.
     assert_malformed(&list(&[&GET[..], &[(&b":protocol"[..], &b"websocket"[..])]].concat()), "RFC 8441 4");
-}
-
-#[test]
-fn rfc8441_4_extended_connect_needs_scheme_and_path() {
     let extended: [(&[u8], &[u8]); 5] = [
         (b":method", b"CONNECT"),
         (b":protocol", b"websocket"),
@@ -240,12 +241,66 @@ fn rfc8441_4_extended_connect_needs_scheme_and_path() {
         (b":path", b"/chat"),
         (b":authority", b"example.com"),
     ];
-    let info = validate_request(&list(&extended)).unwrap();
-    assert!(info.is_connect);
-    for missing in [&b":scheme"[..], b":path"] {
-        let fields: Vec<_> = extended.iter().copied().filter(|(n, _)| *n != missing).collect();
-        assert_malformed(&list(&fields), "RFC 9113 8.3.1");
+    assert_malformed(&list(&extended), "RFC 8441 4");
+}
+
+// ---- the request as the application sees it ----
+
+#[test]
+fn request_head_splits_the_target_and_joins_repeated_fields() {
+    let l = list(&[
+        (b":method", b"POST"),
+        (b":scheme", b"https"),
+        (b":path", b"/a/b?x=1&y=2"),
+        (b":authority", b"example.com:8443"),
+        (b"content-length", b"5"),
+        (b"cookie", b"a=1"),
+        (b"accept", b"text/html"),
+        (b"content-length", b"5"),
+        (b"cookie", b"b=2"),
+        (b"accept", b"*/*"),
+    ]);
+    let info = validate_request(&l).unwrap();
+    assert_eq!(info.pseudo, 4);
+    let head = RequestHead::new(&l, &info);
+    assert_eq!(head.method, b"POST");
+    assert_eq!(head.scheme, b"https");
+    assert_eq!(head.path, b"/a/b");
+    assert_eq!(head.query, b"x=1&y=2");
+    assert_eq!(head.authority, b"example.com:8443");
+    assert_eq!(head.content_length, Some(5));
+    let fields: Vec<(&[u8], &[u8])> = head.fields.iter().map(|(n, v)| (*n, v.as_ref())).collect();
+    assert_eq!(
+        fields,
+        vec![
+            (&b"content-length"[..], &b"5, 5"[..]),
+            (b"cookie", b"a=1; b=2"),
+            (b"accept", b"text/html, */*"),
+        ]
+    );
+}
+
+#[test]
+fn request_head_authority_falls_back_to_host_and_many_fields_join() {
+    let mut fields: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (b":method".to_vec(), b"GET".to_vec()),
+        (b":scheme".to_vec(), b"http".to_vec()),
+        (b":path".to_vec(), b"/".to_vec()),
+        (b"host".to_vec(), b"h.example".to_vec()),
+    ];
+    // Past the linear scan's 16 names, the index takes over.
+    for i in 0..40 {
+        fields.push((format!("x-{}", i % 20).into_bytes(), format!("{i}").into_bytes()));
     }
+    let refs: Vec<(&[u8], &[u8])> = fields.iter().map(|(n, v)| (&n[..], &v[..])).collect();
+    let l = list(&refs);
+    let info = validate_request(&l).unwrap();
+    let head = RequestHead::new(&l, &info);
+    assert_eq!(head.authority, b"h.example");
+    assert_eq!(head.query, b"");
+    assert_eq!(head.fields.len(), 21);
+    let x3 = head.fields.iter().find(|(n, _)| *n == b"x-3").unwrap();
+    assert_eq!(x3.1.as_ref(), b"3, 23");
 }
 
 // ---- content-length (RFC 9113 8.1.1, RFC 9110 8.6) ----

@@ -5,7 +5,8 @@
 //! header blocks that use the HPACK dynamic table and Huffman coding, resets, PING, SETTINGS
 //! changes, WINDOW_UPDATE, PRIORITY, GOAWAY, unknown frames), usually mutates it, and feeds it
 //! to a [`Connection`] split at random points, with the calls an application makes interleaved
-//! (consume, send_headers, send_data, reset_stream, flush, check_timeouts, goaway) on a
+//! (consume, read, read_timeout, discard, send_headers, send_data, send_body, reset_stream,
+//! flush, check_timeouts, goaway) on a
 //! synthetic clock. After every call the invariants below are checked; a case that panics is
 //! reported with its seed and its input is saved.
 //!
@@ -24,6 +25,11 @@
 //!   connection window = initial + credits − DATA received, one SETTINGS ACK per SETTINGS,
 //!   one PING ACK per PING;
 //! - the stats agree with the output (frames by type, bytes) and peaks ≥ current values;
+//! - reads (rule 8 of the scheduler): a read hands over everything reported and not yet handed;
+//!   it completes with Fin only once the body ended, with More only once it was handed its
+//!   length (or its period expired); no Data after a discard; ReadDone only for a registered read;
+//! - send_body never takes more than it was given nor more than `max_send_queue`, and the
+//!   connection's queue never grows past `max_connection_send_queue` through it;
 //! - for an unmutated stream: no error at all, and every body byte arrives intact.
 //!
 //! Duration: H2FLOW_FUZZ_SECS (default 45). Seed: H2FLOW_FUZZ_SEED (hex; default fixed, so
@@ -39,6 +45,7 @@ use std::time::{Duration, Instant};
 
 use common_fuzz::{body_byte, generate, mutate, random_config, Output, Rng, Shadow, MAX_WINDOW, PREFACE};
 use h2flow_core::frame::{self, kind, Head, HEADER_LEN};
+use h2flow_core::scheduler::ReadStatus;
 use h2flow_core::{fields, Config, Connection, ErrorCode, Event, Payload, SendError, Sent};
 
 const DEFAULT_SECS: f64 = 45.0;
@@ -59,6 +66,10 @@ struct AppStream {
     peer_ended: bool,
     app_ended: bool,
     final_sent: bool,
+    /// A registered read, and what it was handed so far and needs.
+    reading: Option<(u64, u64)>,
+    /// The application said it will not read the body.
+    discarded: bool,
 }
 
 /// Counts over a whole soak, for the report.
@@ -225,7 +236,7 @@ impl Case<'_> {
     fn event(&mut self, e: Event, input: &[u8]) {
         let valid = self.valid;
         match e {
-            Event::Headers { stream_id: id, fields, end_stream } => {
+            Event::Headers { stream_id: id, fields, end_stream, .. } => {
                 assert!(id % 2 == 1 && !self.app.contains_key(&id), "Headers for stream {id} twice");
                 assert!(fields::validate_request(&fields).is_ok(), "an invalid request was let through");
                 self.totals.requests += 1;
@@ -239,12 +250,17 @@ impl Case<'_> {
                 assert_eq!(bytes.len(), data.len());
                 let s = self.app.get_mut(&id).expect("Data for an unknown stream");
                 assert!(s.alive && !s.peer_ended, "Data on a stream that ended or was reset");
+                assert!(!s.discarded, "Data on stream {id} after a discard");
                 if valid {
                     for (i, &b) in bytes.iter().enumerate() {
                         assert_eq!(b, body_byte(id, s.offset + i as u64), "body byte {} of {id}", s.offset);
                     }
                 }
-                s.buffered += bytes.len() as u64;
+                match s.reading.as_mut() {
+                    // Handed to the registered read as it arrives: consumed.
+                    Some((handed, _)) => *handed += bytes.len() as u64,
+                    None => s.buffered += bytes.len() as u64,
+                }
                 s.offset += bytes.len() as u64;
                 s.peer_ended = end_stream;
                 self.totals.body_bytes += bytes.len() as u64;
@@ -265,6 +281,7 @@ impl Case<'_> {
                 assert!(s.alive, "stream {id} reset twice");
                 s.alive = false;
                 s.buffered = 0;
+                s.reading = None;
             }
             Event::GoAway { debug, .. } => {
                 if let Payload::Input { start, len } = debug {
@@ -274,14 +291,22 @@ impl Case<'_> {
             Event::SendWindowOpen { stream_id: id } => {
                 assert!(self.app.contains_key(&id), "SendWindowOpen for an unknown stream");
             }
-            Event::WindowsGrown { connection_window, stream_window } => {
-                let w = &self.cfg.window;
-                assert!(self.cfg.window.adaptive, "windows grew with adaptive growth off");
-                assert!(
-                    connection_window <= w.max_connection_window.max(w.initial_connection_window)
-                        && stream_window <= w.max_stream_window.max(w.initial_stream_window),
-                    "windows grew past their maxima: {connection_window} / {stream_window}"
-                );
+            Event::ReadDone { stream_id: id, fin } => {
+                let s = self.app.get_mut(&id).expect("ReadDone for an unknown stream");
+                let (handed, length) = s.reading.take().expect("ReadDone without a registered read");
+                if fin {
+                    assert!(s.peer_ended, "ReadDone fin on stream {id} before its body ended");
+                } else {
+                    assert!(handed >= length, "ReadDone more on stream {id}: handed {handed} < {length}");
+                }
+            }
+            Event::SendTimeout { stream_id: id } => {
+                let s = self.app.get_mut(&id).expect("SendTimeout for an unknown stream");
+                assert!(s.alive, "SendTimeout on a dead stream {id}");
+                assert!(!valid, "a valid stream timed out sending");
+                s.alive = false;
+                s.buffered = 0;
+                s.reading = None;
             }
         }
     }
@@ -300,9 +325,13 @@ impl Case<'_> {
     fn act(&mut self) {
         self.totals.api_calls += 1;
         match self.rng.below(100) {
-            0..=24 => self.consume(),
+            0..=11 => self.consume(),
+            12..=21 => self.read(),
+            22 => self.read_timeout(),
+            23..=24 => self.discard(),
             25..=39 => self.respond_headers(),
-            40..=59 => self.respond_data(),
+            40..=49 => self.respond_data(),
+            50..=59 => self.respond_body(),
             60..=64 => self.trailers(),
             65..=67 => self.reset_stream(),
             68..=79 => self.flush(),
@@ -340,6 +369,82 @@ impl Case<'_> {
             .consume(id, n)
             .unwrap_or_else(|e| panic!("consume({id}, {n}) of what was handed over: {e}"));
         self.app.get_mut(&id).expect("stream").buffered -= n;
+    }
+
+    /// A read of a random length: it takes everything reported and not yet handed over.
+    fn read(&mut self) {
+        let Some(id) = self.pick(|s| s.reading.is_none() && !s.discarded) else { return };
+        let length = self.rng.pick(&[0, 1, 100, 16_384, 100_000, 8_000_000]);
+        let r = self.conn.read(id, length);
+        if self.trace {
+            eprintln!("read({id}, {length}): {r:?}");
+        }
+        let s = self.app.get_mut(&id).expect("stream");
+        let handed = std::mem::take(&mut s.buffered);
+        match r {
+            Some(ReadStatus::Fin) => assert!(s.peer_ended, "read of {id} ended before its body"),
+            Some(ReadStatus::More) => {
+                assert!(handed >= length, "read of {id}: More with {handed} < {length}")
+            }
+            Some(ReadStatus::Wait) => {
+                assert!(
+                    !s.peer_ended && handed < length.max(1),
+                    "read of {id} waits with {handed} of {length}"
+                );
+                s.reading = Some((handed, length));
+            }
+            // A stream both sides ended may be forgotten (closed_stream_memory).
+            None => assert!(
+                !s.alive || self.conn.is_closed() || (s.app_ended && s.peer_ended),
+                "read of live stream {id} refused"
+            ),
+        }
+    }
+
+    fn read_timeout(&mut self) {
+        let Some(id) = self.pick(|s| s.reading.is_some()) else { return };
+        assert!(self.conn.read_timeout(id), "read_timeout({id}) found no read");
+        self.app.get_mut(&id).expect("stream").reading = None;
+    }
+
+    fn discard(&mut self) {
+        let Some(id) = self.pick(|s| !s.discarded) else { return };
+        if self.trace {
+            eprintln!("discard({id})");
+        }
+        self.conn.discard(id);
+        let s = self.app.get_mut(&id).expect("stream");
+        s.discarded = true;
+        s.buffered = 0;
+        s.reading = None;
+    }
+
+    fn respond_body(&mut self) {
+        let Some(id) = self.pick(|s| s.alive && s.final_sent && !s.app_ended) else { return };
+        let n = self.rng.pick(&[0, 1, 100, 16_384, 70_000, 300_000]);
+        let end = self.rng.chance(35);
+        let queued_before = self.conn.queued();
+        let r = self.conn.send_body(id, &vec![7; n], end);
+        if self.trace {
+            eprintln!("send_body({id}, {n}, {end}): {r:?}");
+        }
+        match r {
+            Ok(Sent::Accepted { taken, blocked }) => {
+                assert!(self.legit(id) || self.conn.is_closed(), "send_body accepted on a dead stream");
+                assert!(taken <= n && taken as u64 <= self.cfg.max_send_queue as u64, "took {taken} of {n}");
+                let limit = self.cfg.max_connection_send_queue as u64;
+                assert!(
+                    self.conn.queued() <= queued_before.max(limit),
+                    "send_body grew the connection queue past its limit"
+                );
+                assert!(blocked || taken == n || taken as u64 == self.cfg.max_send_queue as u64);
+                if taken == n && end {
+                    self.app.get_mut(&id).expect("stream").app_ended = true;
+                }
+            }
+            Ok(Sent::StreamClosed) => assert!(!self.legit(id), "send_body refused on live stream {id}"),
+            other => panic!("send_body({id}): {other:?}"),
+        }
     }
 
     /// Whether a send on this stream is one the engine must accept.
@@ -416,13 +521,21 @@ impl Case<'_> {
                 let s = self.app.get_mut(&id).expect("stream");
                 s.alive = false;
                 s.buffered = 0;
+                s.reading = None;
             }
             Ok(Sent::StreamClosed) => {
-                // Gone already: only a stream both sides ended, or a dead one.
+                // Gone already: only a stream both sides ended, one whose body the application
+                // discarded and whose response ended (RST_STREAM NO_ERROR), or a dead one.
                 let s = &self.app[&id];
-                assert!(!live || (s.app_ended && s.peer_ended), "reset of live stream {id} refused");
-                self.app.get_mut(&id).expect("stream").alive = false;
+                assert!(
+                    !live || (s.app_ended && (s.peer_ended || s.discarded)),
+                    "reset of live stream {id} refused"
+                );
+                let s = self.app.get_mut(&id).expect("stream");
+                s.alive = false;
+                s.reading = None;
             }
+            Ok(other) => panic!("reset_stream({id}): {other:?}"),
             Err(e) => panic!("reset_stream({id}) of a stream the peer opened: {e}"),
         }
     }

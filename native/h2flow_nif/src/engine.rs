@@ -4,6 +4,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use h2flow_core::config::Rate;
+use h2flow_core::fields::RequestHead;
+use h2flow_core::scheduler::ReadStatus;
 use h2flow_core::stats::{UNKNOWN_CODE, UNKNOWN_KIND};
 use h2flow_core::{frame, Config, Connection, ErrorCode, Event, Payload, SchedulerConfig, SendError, Sent};
 use rustler::{Binary, Encoder, Env, NifResult, ResourceArc, Term};
@@ -44,6 +46,8 @@ fn config(opts: Term) -> NifResult<Config> {
         max_header_list_size: field(opts, "max_header_list_size")?.decode()?,
         window,
         max_send_queue: field(opts, "max_send_queue")?.decode()?,
+        max_connection_send_queue: field(opts, "max_connection_send_queue")?.decode()?,
+        send_stall_timeout: Duration::from_millis(field(opts, "send_stall_timeout")?.decode()?),
         max_continuation_frames: field(opts, "max_continuation_frames")?.decode()?,
         max_header_block_size: field(opts, "max_header_block_size")?.decode()?,
         max_pending_acks: field(opts, "max_pending_acks")?.decode()?,
@@ -85,13 +89,49 @@ fn header_list<'a>(env: Env<'a>, list: &h2flow_core::hpack::HeaderList) -> Term<
     fields.encode(env)
 }
 
+/// `{:request, id, method, scheme, authority, path, qs, content_length | nil, headers, end?}`:
+/// the request as the engine validated it, headers a map with repeated fields joined.
+fn request<'a>(
+    env: Env<'a>,
+    id: u32,
+    fields: &h2flow_core::hpack::HeaderList,
+    info: &h2flow_core::fields::RequestInfo,
+    end_stream: bool,
+) -> NifResult<Term<'a>> {
+    let head = RequestHead::new(fields, info);
+    let keys: Vec<Term<'a>> = head.fields.iter().map(|(n, _)| binary(env, n)).collect();
+    let values: Vec<Term<'a>> = head.fields.iter().map(|(_, v)| binary(env, v)).collect();
+    // Names are unique once repeated fields are joined.
+    let headers = Term::map_from_arrays(env, &keys, &values)?;
+    let content_length = match head.content_length {
+        Some(n) => n.encode(env),
+        None => terms::nil().encode(env),
+    };
+    let elements = [
+        terms::request().encode(env),
+        id.encode(env),
+        binary(env, head.method),
+        binary(env, head.scheme),
+        binary(env, head.authority),
+        binary(env, head.path),
+        binary(env, head.query),
+        content_length,
+        headers,
+        end_stream.encode(env),
+    ];
+    Ok(rustler::types::tuple::make_tuple(env, &elements))
+}
+
 fn event<'a>(env: Env<'a>, input: &Binary<'a>, e: &Event) -> NifResult<Term<'a>> {
     Ok(match e {
-        Event::Headers { stream_id, fields, end_stream } => {
-            (terms::headers(), *stream_id, header_list(env, fields), *end_stream).encode(env)
+        Event::Headers { stream_id, fields, info, end_stream } => {
+            request(env, *stream_id, fields, info, *end_stream)?
         }
         Event::Data { stream_id, data, end_stream } => {
             (terms::data(), *stream_id, payload(env, input, data)?, *end_stream).encode(env)
+        }
+        Event::ReadDone { stream_id, fin } => {
+            (terms::read_done(), *stream_id, if *fin { terms::fin() } else { terms::more() }).encode(env)
         }
         Event::Trailers { stream_id, fields } => {
             (terms::trailers(), *stream_id, header_list(env, fields)).encode(env)
@@ -107,9 +147,7 @@ fn event<'a>(env: Env<'a>, input: &Binary<'a>, e: &Event) -> NifResult<Term<'a>>
                 .encode(env)
         }
         Event::SendWindowOpen { stream_id } => (terms::send_window_open(), *stream_id).encode(env),
-        Event::WindowsGrown { connection_window, stream_window } => {
-            (terms::windows_grown(), *connection_window, *stream_window).encode(env)
-        }
+        Event::SendTimeout { stream_id } => (terms::send_timeout(), *stream_id).encode(env),
     })
 }
 
@@ -136,12 +174,82 @@ fn engine_consume(engine: ResourceArc<EngineResource>, stream_id: u32, n: u64) -
     Ok(terms::ok())
 }
 
+/// Registers a read of a request body: `:fin`, `:more` (complete now), `:wait` (a `read_done`
+/// event will tell), or `{:error, :closed}`.
+#[rustler::nif]
+fn engine_read<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    stream_id: u32,
+    length: u64,
+) -> NifResult<Term<'a>> {
+    Ok(match lock(&engine)?.read(stream_id, length) {
+        Some(ReadStatus::Fin) => terms::fin().encode(env),
+        Some(ReadStatus::More) => terms::more().encode(env),
+        Some(ReadStatus::Wait) => terms::wait().encode(env),
+        None => (terms::error(), terms::closed()).encode(env),
+    })
+}
+
+/// The period of a registered read expired: `true` if one was waiting (it completes now).
+#[rustler::nif]
+fn engine_read_timeout(engine: ResourceArc<EngineResource>, stream_id: u32) -> NifResult<bool> {
+    Ok(lock(&engine)?.read_timeout(stream_id))
+}
+
+/// The application will not read the rest of the body.
+#[rustler::nif]
+fn engine_discard(engine: ResourceArc<EngineResource>, stream_id: u32) -> NifResult<rustler::Atom> {
+    lock(&engine)?.discard(stream_id);
+    Ok(terms::ok())
+}
+
 fn sent<'a>(env: Env<'a>, r: Result<Sent, SendError>, with_queued: bool) -> NifResult<Term<'a>> {
     match r {
         Ok(Sent::Queued(n)) if with_queued => Ok((terms::ok(), n).encode(env)),
         Ok(Sent::Queued(_)) => Ok(terms::ok().encode(env)),
+        Ok(Sent::Accepted { taken, blocked }) => Ok((terms::ok(), taken as u64, blocked).encode(env)),
         Ok(Sent::StreamClosed) => Ok((terms::error(), terms::closed()).encode(env)),
         Err(SendError::Misuse(m)) => Err(misuse(m)),
+    }
+}
+
+/// Sends response body bytes with bounded memory: `{:ok, taken, blocked?}` (see
+/// `Connection::send_body`) or `{:error, :closed}`.
+#[rustler::nif]
+fn engine_send_body<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    stream_id: u32,
+    data: Binary<'a>,
+    end_stream: bool,
+) -> NifResult<Term<'a>> {
+    let r = lock(&engine)?.send_body(stream_id, data.as_slice(), end_stream);
+    sent(env, r, false)
+}
+
+/// Response headers and the start of the body in one call: `send_headers`, then `send_body`
+/// (when `body` is not empty or there is nothing else to end the stream). Returns what
+/// `send_body` returns, `{:ok, 0, false}` for a response ended by its headers.
+#[rustler::nif]
+fn engine_reply<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    stream_id: u32,
+    headers: Vec<(Binary<'a>, Binary<'a>)>,
+    body: Binary<'a>,
+    end_stream: bool,
+) -> NifResult<Term<'a>> {
+    let fields: Vec<(&[u8], &[u8])> = headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
+    let mut conn = lock(&engine)?;
+    let headers_end = end_stream && body.is_empty();
+    match conn.send_headers(stream_id, &fields, headers_end) {
+        Ok(Sent::Queued(_)) if headers_end => Ok((terms::ok(), 0u64, false).encode(env)),
+        Ok(Sent::Queued(_)) => {
+            let r = conn.send_body(stream_id, body.as_slice(), end_stream);
+            sent(env, r, false)
+        }
+        other => sent(env, other, false),
     }
 }
 
@@ -156,19 +264,6 @@ fn engine_send_headers<'a>(
     let fields: Vec<(&[u8], &[u8])> = headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
     let r = lock(&engine)?.send_headers(stream_id, &fields, end_stream);
     sent(env, r, false)
-}
-
-#[rustler::nif]
-fn engine_send_data<'a>(
-    env: Env<'a>,
-    engine: ResourceArc<EngineResource>,
-    stream_id: u32,
-    data: Term<'a>,
-    end_stream: bool,
-) -> NifResult<Term<'a>> {
-    let bytes = Binary::from_iolist(data).map_err(|_| misuse("the body must be iodata"))?;
-    let r = lock(&engine)?.send_data(stream_id, bytes.as_slice(), end_stream);
-    sent(env, r, true)
 }
 
 #[rustler::nif]
@@ -202,13 +297,60 @@ fn engine_flush<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>) -> NifRes
     Ok(binary(env, &out))
 }
 
+/// `{:ok, events}` or `{:error, reason, events}` (the engine's timeouts, see
+/// `Connection::check_timeouts`).
 #[rustler::nif]
 fn engine_check_timeouts<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>) -> NifResult<Term<'a>> {
     let mut conn = lock(&engine)?;
-    Ok(match conn.check_timeouts(Instant::now()) {
-        Ok(()) => terms::ok().encode(env),
-        Err(e) => (terms::error(), encode_error(env, &e)).encode(env),
+    let result = conn.check_timeouts(Instant::now());
+    // Timeouts report no payloads: the events refer to no input.
+    let empty: Binary<'a> = rustler::NewBinary::new(env, 0).into();
+    let events = conn.drain_events().map(|e| event(env, &empty, &e)).collect::<NifResult<Vec<Term<'a>>>>()?;
+    Ok(match result {
+        Ok(()) => (terms::ok(), events).encode(env),
+        Err(e) => (terms::error(), encode_error(env, &e), events).encode(env),
     })
+}
+
+/// Every engine option's default, as `H2Flow.Engine.Options` names them: the one definition
+/// of the defaults is `h2flow_core::Config::default()`.
+#[rustler::nif]
+fn engine_defaults<'a>(env: Env<'a>) -> NifResult<Term<'a>> {
+    let c = Config::default();
+    let w = &c.window;
+    let mut m = Term::map_new(env);
+    for (k, v) in [
+        ("max_concurrent_streams", c.max_concurrent_streams as u64),
+        ("initial_stream_window", w.initial_stream_window as u64),
+        ("initial_connection_window", w.initial_connection_window as u64),
+        ("window_update_threshold", w.update_threshold_percent as u64),
+        ("max_connection_window", w.max_connection_window as u64),
+        ("max_stream_window", w.max_stream_window as u64),
+        ("max_frame_size", c.max_frame_size as u64),
+        ("header_table_size", c.header_table_size as u64),
+        ("max_header_list_size", c.max_header_list_size as u64),
+        ("max_send_queue", c.max_send_queue as u64),
+        ("max_connection_send_queue", c.max_connection_send_queue as u64),
+        ("send_stall_timeout", c.send_stall_timeout.as_millis() as u64),
+        ("max_continuation_frames", c.max_continuation_frames as u64),
+        ("max_header_block_size", c.max_header_block_size as u64),
+        ("max_pending_acks", c.max_pending_acks as u64),
+        ("max_settings_entries", c.max_settings_entries as u64),
+        ("settings_timeout", c.settings_timeout.as_millis() as u64),
+        ("closed_stream_memory", c.closed_stream_memory as u64),
+    ] {
+        m = put(m, k, v)?;
+    }
+    m = put(m, "adaptive_window", w.adaptive)?;
+    for (k, r) in [
+        ("peer_reset_rate", c.peer_resets),
+        ("empty_data_rate", c.empty_frames),
+        ("refused_stream_rate", c.refused_streams),
+        ("local_reset_rate", c.local_resets),
+    ] {
+        m = put(m, k, (r.burst, r.per_second))?;
+    }
+    Ok(m)
 }
 
 fn put<'a>(map: Term<'a>, key: &str, value: impl Encoder) -> NifResult<Term<'a>> {
@@ -278,6 +420,7 @@ fn engine_stats<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>) -> NifRes
         ("peak_buffered_bytes", w.peak_buffered),
         ("queued_send_bytes", conn.queued()),
         ("peak_queued_send_bytes", s.peak_queued_send_bytes),
+        ("send_timeouts", s.send_timeouts),
         ("open_streams", conn.open_streams() as u64),
         ("peak_open_streams", s.peak_open_streams),
         ("streams_opened", s.streams_opened),

@@ -3,7 +3,6 @@
 
 mod cowboy;
 mod engine;
-mod frame;
 mod scheduler;
 mod terms;
 

@@ -64,7 +64,7 @@ fn scheduler_data<'a>(
         return Err(misuse("data_len must not exceed flow_len"));
     }
     Ok(match lock(&s)?.on_data(id, flow_len, data_len, end_stream) {
-        Ok(()) => terms::ok().encode(env),
+        Ok(_) => terms::ok().encode(env),
         Err(e) => (terms::error(), encode_error(env, &e)).encode(env),
     })
 }
@@ -139,7 +139,7 @@ fn scheduler_data_flush<'a>(
 ) -> NifResult<Term<'a>> {
     let mut s = lock(&s)?;
     let result = match s.on_data(id, len, len, end_stream) {
-        Ok(()) => terms::ok().encode(env),
+        Ok(_) => terms::ok().encode(env),
         Err(e) => (terms::error(), encode_error(env, &e)).encode(env),
     };
     if let Some(n) = consume {

@@ -18,7 +18,11 @@ rustler::atoms! {
     stream_reset,
     goaway,
     send_window_open,
-    windows_grown,
+    send_timeout,
+    request,
+    read_done,
+    fin,
+    wait,
     connection,
     stream,
     waiting,
@@ -99,30 +103,8 @@ pub fn field<'a>(term: Term<'a>, key: &str) -> NifResult<Term<'a>> {
 }
 
 /// Decodes a non-negative integer that must fit in `T`. rustler's own `u8` and `u16` decoders
-/// truncate (`300` would become `44`), which would silently write a different frame.
+/// truncate (`300` would become `44`), which would silently use a different value.
 pub fn narrow<T: TryFrom<u32>>(term: Term, what: &str) -> NifResult<T> {
     let n: u32 = term.decode()?;
     T::try_from(n).map_err(|_| misuse(&format!("{what} is out of range")))
-}
-
-/// Reads an optional integer field that must fit in `T` (see [`narrow`]): `nil` is `None`.
-pub fn opt_narrow<T: TryFrom<u32>>(term: Term, key: &str) -> NifResult<Option<T>> {
-    let v = field(term, key)?;
-    if is_nil(v) {
-        return Ok(None);
-    }
-    narrow(v, key).map(Some)
-}
-
-fn is_nil(term: Term) -> bool {
-    term.is_atom() && term.atom_to_string().is_ok_and(|s| s == "nil")
-}
-
-/// Reads an optional field: `nil` is `None`.
-pub fn opt_field<'a, T: rustler::Decoder<'a>>(term: Term<'a>, key: &str) -> NifResult<Option<T>> {
-    let v = field(term, key)?;
-    if is_nil(v) {
-        return Ok(None);
-    }
-    v.decode().map(Some)
 }

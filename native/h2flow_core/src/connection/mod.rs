@@ -1,11 +1,13 @@
 //! The sans-IO server connection: bytes in, events and bytes out.
 //!
 //! The caller (the Elixir connection process, through the NIF) feeds received bytes with
-//! [`Connection::recv`], takes the [`Event`]s it produced, tells the engine what the application
-//! consumed ([`Connection::consume`]) and wants to send ([`Connection::send_headers`],
-//! [`Connection::send_data`]), and finally calls [`Connection::flush`] once per burst of work to
-//! get everything to write in one buffer: response frames, acknowledgements and the coalesced
-//! WINDOW_UPDATE frames decided by the [`Scheduler`].
+//! [`Connection::recv`], takes the [`Event`]s it produced, registers the application's reads of
+//! request bodies ([`Connection::read`]: the engine decides what a reader gets and credits it at
+//! hand-off, see [`crate::scheduler`]), passes on what it wants to send
+//! ([`Connection::send_headers`], [`Connection::send_data`]), and finally calls
+//! [`Connection::flush`] once per burst of work to get everything to write in one buffer:
+//! response frames, acknowledgements and the coalesced WINDOW_UPDATE frames decided by the
+//! [`Scheduler`].
 //!
 //! Peer misbehaviour never panics: a connection error queues GOAWAY and is returned from `recv`
 //! (the caller writes what `flush` returns and closes); a stream error queues RST_STREAM, reports
@@ -19,10 +21,11 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorCode};
+use crate::fields::RequestInfo;
 use crate::flow::{TokenBucket, Window};
 use crate::frame::{self, setting, DEFAULT_MAX_FRAME_SIZE};
 use crate::hpack::{Decoder, Encoder, HeaderList};
-use crate::scheduler::{Scheduler, DEFAULT_WINDOW};
+use crate::scheduler::{ReadStatus, Scheduler, DEFAULT_WINDOW};
 use crate::stats::Stats;
 use crate::stream::{ClosedStreams, State};
 use crate::IdMap;
@@ -64,10 +67,17 @@ impl Payload {
 /// What the peer did, for the application.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// A new request: its validated header fields (pseudo-headers first).
-    Headers { stream_id: u32, fields: HeaderList, end_stream: bool },
-    /// Request body bytes. An empty payload with `end_stream` marks the end of the body.
+    /// A new request: its validated header fields (pseudo-headers first) and what validation
+    /// found in them; [`crate::fields::RequestHead::new`] gives the application's view.
+    Headers { stream_id: u32, fields: HeaderList, info: RequestInfo, end_stream: bool },
+    /// Request body bytes for the stream's application (none are reported for a stream whose
+    /// application will not read, see [`Connection::discard`]). `end_stream`: the body ended.
+    /// Whether they are the application's to keep or still count against the windows is the
+    /// engine's business: [`Event::ReadDone`] tells when a registered read is complete.
     Data { stream_id: u32, data: Payload, end_stream: bool },
+    /// The registered read of this stream is complete: the body ended (`fin`), or the read was
+    /// handed its length.
+    ReadDone { stream_id: u32, fin: bool },
     /// Trailer fields; the body ended with them.
     Trailers { stream_id: u32, fields: HeaderList },
     /// The peer reset the stream.
@@ -76,12 +86,12 @@ pub enum Event {
     StreamError { stream_id: u32, code: ErrorCode, message: String },
     /// The peer is going away; streams up to `last_stream_id` may complete.
     GoAway { last_stream_id: u32, code: ErrorCode, debug: Payload },
-    /// The stream's queued response bytes fell below `max_send_queue`: the caller may send more.
+    /// The stream may take more response bytes: its queue (and the connection's) fell below
+    /// their limits after a send reported `blocked`.
     SendWindowOpen { stream_id: u32 },
-    /// Adaptive growth (scheduler rule 7) raised the receive windows: the connection window
-    /// and the window of every stream are now these. A caller that holds body bytes back until
-    /// some part of a window is buffered should scale that amount with them.
-    WindowsGrown { connection_window: u32, stream_window: u32 },
+    /// The stream had response bytes queued and the peer let none of them go for
+    /// `send_stall_timeout`: we reset it (CANCEL).
+    SendTimeout { stream_id: u32 },
 }
 
 /// Per-stream state that is not receive flow control (that lives in the scheduler).
@@ -164,11 +174,20 @@ pub struct Connection {
     events: Vec<Event>,
     output: Vec<u8>,
     stats: Stats,
+    /// Our preface is still to be written (by the first flush), with the credit that opens
+    /// the connection window.
+    preface_due: bool,
+    initial_credit: Option<u32>,
+    /// The time of the last call that told it (send-side stall accounting).
+    now: Instant,
+    /// When a DATA frame last went out (or the connection started).
+    last_data_sent: Instant,
 }
 
 impl Connection {
     /// A new connection; its server preface (SETTINGS, then the WINDOW_UPDATE that opens the
-    /// connection window) is already queued for the first [`Connection::flush`].
+    /// connection window) goes out with the first [`Connection::flush`] (and is counted then: a
+    /// connection closed before it flushes has sent nothing).
     pub fn new(cfg: Config, now: Instant) -> Result<Connection, &'static str> {
         cfg.validate()?;
         let mut window_cfg = cfg.window.clone();
@@ -207,9 +226,15 @@ impl Connection {
             events: Vec::new(),
             output: Vec::with_capacity(4096),
             stats: Stats::default(),
+            preface_due: true,
+            initial_credit: None,
+            now,
+            last_data_sent: now,
             cfg,
         };
-        conn.write_preface(now);
+        // A client may use the window we are about to give it before it reads our preface; it
+        // is counted as sent with the first flush.
+        conn.initial_credit = conn.scheduler.grant_initial_credit();
         Ok(conn)
     }
 
@@ -229,8 +254,9 @@ impl Connection {
             params.push((setting::HEADER_TABLE_SIZE, c.header_table_size));
         }
         self.write_settings(&params, now);
-        if let Some(credit) = self.scheduler.take_initial_credit() {
+        if let Some(credit) = self.initial_credit.take() {
             self.write_window_update(0, credit);
+            self.scheduler.initial_credit_sent(credit);
         }
     }
 
@@ -248,6 +274,7 @@ impl Connection {
             return Ok(());
         }
         self.stats.bytes_received += input.len() as u64;
+        self.now = now;
         let result = self.recv_inner(input, now);
         match result {
             Ok(()) => {
@@ -270,10 +297,47 @@ impl Connection {
 
     /// The application consumed `n` body bytes of a stream: they become credit for the peer.
     /// Consuming on a stream that is gone is a no-op; more than was received is a caller bug.
+    /// Applications that register reads ([`Connection::read`]) never need it.
     pub fn consume(&mut self, stream_id: u32, n: u64) -> Result<(), SendError> {
         self.scheduler
             .consume(stream_id, n)
             .map_err(|_| SendError::Misuse("consumed more bytes than were received"))
+    }
+
+    /// The application reads the body of a stream, up to `length` bytes (see
+    /// [`crate::scheduler`], rule 8): the bytes reported in [`Event::Data`] and not yet handed
+    /// over are handed over now. Returns whether that completes the read; if it returns
+    /// [`ReadStatus::Wait`], an [`Event::ReadDone`] tells when it completes. `None` when the
+    /// stream is gone (reset) or never was a request with a body.
+    pub fn read(&mut self, stream_id: u32, length: u64) -> Option<ReadStatus> {
+        if let Some(status) = self.scheduler.read(stream_id, length) {
+            return Some(status);
+        }
+        // The scheduler forgets a stream once its body ended and was all handed over.
+        let ended = match self.streams.get(&stream_id) {
+            Some(s) => !s.state.peer_may_send(),
+            None => self.closed.get(stream_id) == Some(crate::stream::Closed::EndStream),
+        };
+        ended.then_some(ReadStatus::Fin)
+    }
+
+    /// The period of the stream's registered read expired: it completes with what it was
+    /// handed so far. `false` when no read was registered (it had completed already).
+    pub fn read_timeout(&mut self, stream_id: u32) -> bool {
+        self.scheduler.read_timeout(stream_id)
+    }
+
+    /// The application will not read the rest of this stream's body (its handler is done):
+    /// what is buffered and what still arrives is credited at once, and no more [`Event::Data`]
+    /// is reported. Once our response has ended, a body still coming is not wanted: RST_STREAM
+    /// NO_ERROR (RFC 9113 8.1).
+    pub fn discard(&mut self, stream_id: u32) {
+        self.scheduler.discard(stream_id);
+        if self.streams.get(&stream_id).is_some_and(|s| s.state == State::HalfClosedLocal)
+            && !self.is_closed()
+        {
+            self.reset(stream_id, ErrorCode::NO_ERROR);
+        }
     }
 
     /// Everything to write now, in one buffer: queued frames, acknowledgements, and the
@@ -286,6 +350,14 @@ impl Connection {
 
     /// Like [`Connection::flush`], appending to `dst`.
     pub fn flush_into(&mut self, now: Instant, dst: &mut Vec<u8>) {
+        self.now = now;
+        if self.preface_due {
+            // Ahead of anything else this flush writes: the SETTINGS frame must come first.
+            self.preface_due = false;
+            let queued = std::mem::take(&mut self.output);
+            self.write_preface(now);
+            self.output.extend_from_slice(&queued);
+        }
         if self.phase != Phase::Closed {
             self.pump();
             let mut credits = Vec::new();
@@ -347,22 +419,52 @@ impl Connection {
         e
     }
 
-    /// SETTINGS_TIMEOUT (§6.5.3): our SETTINGS unacknowledged for longer than the configured
-    /// time is a connection error; the GOAWAY is queued.
+    /// The timeouts the engine keeps, checked on the caller's clock:
+    ///
+    /// - SETTINGS_TIMEOUT (§6.5.3): our SETTINGS unacknowledged for longer than
+    ///   `settings_timeout` is a connection error (GOAWAY queued, error returned);
+    /// - send stalls: a stream whose queued response bytes the peer let none of go for
+    ///   `send_stall_timeout` is reset (CANCEL, [`Event::SendTimeout`]); if no DATA at all went
+    ///   out on the connection for that long either, the peer keeps every stream stalled and the
+    ///   connection ends (GOAWAY NO_ERROR queued, error returned).
     pub fn check_timeouts(&mut self, now: Instant) -> Result<(), Error> {
-        match self.settings_unacked.front() {
-            Some(&sent)
-                if self.phase != Phase::Closed
-                    && now.saturating_duration_since(sent) > self.cfg.settings_timeout =>
-            {
+        self.now = now;
+        if self.phase == Phase::Closed {
+            return Ok(());
+        }
+        if let Some(&sent) = self.settings_unacked.front() {
+            if now.saturating_duration_since(sent) > self.cfg.settings_timeout {
                 let e = Error::connection(
                     ErrorCode::SETTINGS_TIMEOUT,
                     "SETTINGS not acknowledged in time (RFC 9113 6.5.3)",
                 );
-                Err(self.fail(e))
+                return Err(self.fail(e));
             }
-            _ => Ok(()),
         }
+        let limit = self.cfg.send_stall_timeout;
+        let mut stalled: Vec<u32> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| s.send.stalled_since().is_some_and(|t| now.saturating_duration_since(t) > limit))
+            .map(|(&id, _)| id)
+            .collect();
+        stalled.sort_unstable();
+        if stalled.is_empty() {
+            return Ok(());
+        }
+        for &id in &stalled {
+            self.stats.send_timeouts += 1;
+            self.reset(id, ErrorCode::CANCEL);
+            self.events.push(Event::SendTimeout { stream_id: id });
+        }
+        if now.saturating_duration_since(self.last_data_sent) > limit {
+            let e = Error::connection(
+                ErrorCode::NO_ERROR,
+                "the peer opened no flow-control window for send_stall_timeout",
+            );
+            return Err(self.fail(e));
+        }
+        Ok(())
     }
 
     /// When the oldest unacknowledged SETTINGS was sent.

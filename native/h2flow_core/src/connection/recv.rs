@@ -11,7 +11,7 @@ use crate::frame::{
 };
 use crate::frame::{setting, Settings, WindowUpdate, HEADER_LEN};
 use crate::hpack::{DecodeError, HeaderList};
-use crate::scheduler::DEFAULT_WINDOW;
+use crate::scheduler::{Arrival, ReadStatus, DEFAULT_WINDOW};
 use crate::stream::{Closed, State};
 
 const FIRST_FRAME_NOT_SETTINGS: &str =
@@ -210,7 +210,7 @@ impl Connection {
         let len = d.data.len() as u32;
         let receiving = self.streams.get(&id).is_some_and(|s| s.state.peer_may_send());
         // Every DATA frame counts against the connection window, whatever its stream (§6.9).
-        self.scheduler.on_data(id, d.flow_len(), len, d.end_stream && receiving)?;
+        let arrival = self.scheduler.on_data(id, d.flow_len(), len, d.end_stream && receiving)?;
         self.stats.data_bytes_received += len as u64;
         let Some(s) = self.streams.get_mut(&id) else {
             return match self.closed.get(id) {
@@ -241,14 +241,19 @@ impl Connection {
             }
             return Ok(());
         }
-        let data = match input {
-            Some(input) => Payload::Input {
-                start: d.data.as_ptr() as usize - input.as_ptr() as usize,
-                len: len as usize,
-            },
-            None => Payload::Owned(d.data.to_vec()),
-        };
-        self.events.push(Event::Data { stream_id: id, data, end_stream: d.end_stream });
+        if arrival != Arrival::Dropped {
+            let data = match input {
+                Some(input) => Payload::Input {
+                    start: d.data.as_ptr() as usize - input.as_ptr() as usize,
+                    len: len as usize,
+                },
+                None => Payload::Owned(d.data.to_vec()),
+            };
+            self.events.push(Event::Data { stream_id: id, data, end_stream: d.end_stream });
+        }
+        if let Arrival::Completes(status) = arrival {
+            self.events.push(Event::ReadDone { stream_id: id, fin: status == ReadStatus::Fin });
+        }
         if d.end_stream {
             self.peer_ended(id);
         }
@@ -369,8 +374,7 @@ impl Connection {
         }
         if too_large {
             self.stats.defences.header_list_too_large += 1;
-            self.reject_with_status(id, b"431", end_stream);
-            return Ok(());
+            return self.reject_with_status(id, b"431", end_stream, now);
         }
         if self.streams.len() >= self.cfg.max_concurrent_streams as usize {
             self.refuse(id, now);
@@ -398,7 +402,7 @@ impl Connection {
         self.last_accepted_id = id;
         self.stats.streams_opened += 1;
         self.stats.peak_open_streams = self.stats.peak_open_streams.max(self.streams.len() as u64);
-        self.events.push(Event::Headers { stream_id: id, fields, end_stream });
+        self.events.push(Event::Headers { stream_id: id, fields, info, end_stream });
         Ok(())
     }
 
@@ -436,16 +440,31 @@ impl Connection {
                 "body shorter than content-length (RFC 9113 8.1.1)",
             ));
         }
-        self.scheduler.end_stream(id);
+        let done = self.scheduler.end_stream(id);
         self.events.push(Event::Trailers { stream_id: id, fields });
+        if done.is_some() {
+            self.events.push(Event::ReadDone { stream_id: id, fin: true });
+        }
         self.peer_ended(id);
         Ok(())
     }
 
     /// Answers a request we will not serve with a bare status, without involving the
     /// application, and closes the stream (with RST_STREAM NO_ERROR if the body is still coming,
-    /// §8.1).
-    fn reject_with_status(&mut self, id: u32, status: &[u8], request_ended: bool) {
+    /// §8.1). Like the resets its errors make us send, it counts toward the reset-flood defence
+    /// (CVE-2019-9514): the peer makes us write it.
+    fn reject_with_status(
+        &mut self,
+        id: u32,
+        status: &[u8],
+        request_ended: bool,
+        now: Instant,
+    ) -> Result<(), Error> {
+        if !self.local_resets.take(now) {
+            self.stats.defences.reset_flood += 1;
+            self.closed.insert(id, Closed::ResetByUs);
+            return Err(conn(ErrorCode::ENHANCE_YOUR_CALM, "too many stream errors (CVE-2019-9514)"));
+        }
         let mut block = Vec::new();
         self.encoder.encode([(&b":status"[..], status)], &mut block);
         self.stats.count_sent(kind::HEADERS);
@@ -455,6 +474,7 @@ impl Connection {
         } else {
             self.reset(id, ErrorCode::NO_ERROR);
         }
+        Ok(())
     }
 
     /// A stream over the concurrency limit (§5.1.2): REFUSED_STREAM, so the client may retry it.
@@ -569,12 +589,6 @@ impl Connection {
                 let growth = self.scheduler.ping_acked(now);
                 if let Some(window) = growth.stream_window {
                     self.write_settings(&[(setting::INITIAL_WINDOW_SIZE, window)], now);
-                }
-                if growth.stream_window.is_some() || growth.connection_window.is_some() {
-                    self.events.push(Event::WindowsGrown {
-                        connection_window: self.scheduler.connection_window(),
-                        stream_window: self.scheduler.stream_window(),
-                    });
                 }
             }
             return Ok(());

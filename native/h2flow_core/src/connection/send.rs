@@ -2,6 +2,7 @@
 //! round-robin across streams as windows open, trailers after the last byte, and resets.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -18,6 +19,10 @@ use crate::stream::{Closed, State};
 pub enum Sent {
     /// Accepted; this many bytes of the stream wait for flow-control window.
     Queued(u64),
+    /// [`Connection::send_body`]: `taken` bytes of the body were accepted (framed, or queued for window); the rest of it,
+    /// and the END_STREAM, are the caller's to send again. `blocked`: the stream's queue or the
+    /// connection's is at its limit; wait for [`Event::SendWindowOpen`] before sending more.
+    Accepted { taken: usize, blocked: bool },
     /// The stream is gone (reset by the peer, or the connection is closing): nothing was sent.
     /// A normal outcome, counted in `writes_to_closed_streams`.
     StreamClosed,
@@ -46,6 +51,8 @@ pub(crate) struct SendState {
     stalled: bool,
     /// The caller was told the queue is full: tell it when it is not.
     notify: bool,
+    /// Since when the queue has waited without any of it going out (send stalls).
+    waiting_since: Option<Instant>,
 }
 
 impl SendState {
@@ -60,7 +67,13 @@ impl SendState {
             in_ready: false,
             stalled: false,
             notify: false,
+            waiting_since: None,
         }
+    }
+
+    /// Since when queued bytes wait without any of them going out, if they do.
+    pub fn stalled_since(&self) -> Option<Instant> {
+        self.waiting_since.filter(|_| self.queued > 0)
     }
 
     /// Something is waiting to go out: bytes, or the END_STREAM after them.
@@ -129,6 +142,44 @@ impl Connection {
         Ok(Sent::Queued(s.send.queued))
     }
 
+    /// Sends response bytes the way an application with bounded memory does: takes at most
+    /// `max_send_queue` of `data`, and no more than the windows let out now plus what the
+    /// stream's queue and the connection's (`max_connection_send_queue`) have room for. Returns
+    /// how many bytes were taken (`end_stream` applies once all of `data` was) and whether the
+    /// caller must wait for [`Event::SendWindowOpen`] before sending more.
+    pub fn send_body(&mut self, id: u32, data: &[u8], end_stream: bool) -> Result<Sent, SendError> {
+        let stream_limit = self.cfg.max_send_queue as u64;
+        let conn_limit = self.cfg.max_connection_send_queue as u64;
+        let Some(s) = self.streams.get(&id).filter(|_| !self.is_closed()) else {
+            // Gone, or misuse: send_data says which.
+            return self.send_data(id, data, end_stream);
+        };
+        let direct = if s.send.queued == 0 {
+            s.send.window.available().min(self.send_window.available()) as u64
+        } else {
+            0
+        };
+        let room =
+            stream_limit.saturating_sub(s.send.queued).min(conn_limit.saturating_sub(self.queued_total));
+        let wanted = (data.len() as u64).min(stream_limit);
+        let take = wanted.min(direct + room) as usize;
+        let fin = end_stream && take == data.len();
+        // ok: take <= data.len().
+        match self.send_data(id, &data[..take], fin)? {
+            Sent::Queued(_) => {}
+            other => return Ok(other),
+        }
+        let blocked = take < wanted as usize || self.queued_total >= conn_limit || {
+            self.streams.get(&id).is_some_and(|s| s.send.queued >= stream_limit)
+        };
+        if blocked {
+            if let Some(s) = self.streams.get_mut(&id) {
+                s.send.notify = true;
+            }
+        }
+        Ok(Sent::Accepted { taken: take, blocked })
+    }
+
     /// Sends response body bytes. What the windows allow is framed at once; the rest is
     /// queued (copied) and released as the peer opens windows. Returns the bytes still queued
     /// for the stream: at `max_send_queue` or above, the caller should wait for
@@ -138,6 +189,7 @@ impl Connection {
             return Ok(Sent::StreamClosed);
         }
         let max_frame = self.peer.max_frame_size as usize;
+        let now = self.now;
         let Some(s) = self.streams.get_mut(&id) else { return Ok(Sent::StreamClosed) };
         if !s.send.headers_sent {
             return Err(SendError::Misuse("response headers must be sent before the body"));
@@ -158,11 +210,14 @@ impl Connection {
                 if n == 0 && !empty_end {
                     break;
                 }
-                s.send.window.consume(n as u32);
-                self.send_window.consume(n as u32);
+                s.send.window.spend(n as u32);
+                self.send_window.spend(n as u32);
                 let (chunk, tail) = rest.split_at(n);
                 rest = tail;
                 written = true;
+                if n > 0 {
+                    self.last_data_sent = now;
+                }
                 let end = end_stream && rest.is_empty();
                 write_data(&mut self.output, &mut self.stats, id, chunk, end);
                 if rest.is_empty() {
@@ -178,6 +233,9 @@ impl Connection {
         }
         if !rest.is_empty() {
             s.send.queue.push_back(Bytes::copy_from_slice(rest));
+            if s.send.queued == 0 {
+                s.send.waiting_since = Some(now);
+            }
         }
         s.send.queued += rest.len() as u64;
         s.send.end_queued = end_stream;
@@ -251,6 +309,11 @@ impl Connection {
         // again, or it would send a second END_STREAM.
         s.send.end_queued = false;
         match s.state {
+            State::Open if self.scheduler.is_discarded(id) => {
+                // The application will not read the body still coming: RST_STREAM NO_ERROR
+                // after the complete response (RFC 9113 8.1).
+                self.reset(id, ErrorCode::NO_ERROR);
+            }
             State::Open => s.state = State::HalfClosedLocal,
             State::HalfClosedRemote => self.finish_stream(id),
             State::HalfClosedLocal => {}
@@ -348,21 +411,18 @@ impl Connection {
                 }
                 let chunk = take_front(&mut s.send.queue, n as usize);
                 s.send.queued -= n as u64;
-                s.send.window.consume(n);
+                s.send.window.spend(n);
+                s.send.waiting_since = Some(self.now);
                 let done = s.send.queued == 0;
                 let end = done && s.send.end_queued && s.send.trailers.is_none();
-                let notify = s.send.notify && s.send.queued < self.cfg.max_send_queue as u64;
-                if notify {
-                    s.send.notify = false;
-                }
                 s.send.check_stall(&mut self.stats);
-                self.send_window.consume(n);
+                self.send_window.spend(n);
+                let conn_was_full = self.queued_total >= self.cfg.max_connection_send_queue as u64;
                 self.queued_total -= n as u64;
+                self.last_data_sent = self.now;
                 write_data(&mut self.output, &mut self.stats, id, &chunk, end);
                 ended_by_data = end;
-                if notify {
-                    self.events.push(Event::SendWindowOpen { stream_id: id });
-                }
+                self.notify_senders(id, conn_was_full);
                 if !done {
                     self.make_ready(id);
                     continue;
@@ -384,6 +444,35 @@ impl Connection {
                 }
                 self.local_ended(id);
             }
+        }
+    }
+}
+
+impl Connection {
+    /// Tells blocked senders they may send again once their queue, and the connection's, fell
+    /// below the limits: the stream that just sent, and every other one when the connection's
+    /// queue was what blocked them.
+    fn notify_senders(&mut self, id: u32, conn_was_full: bool) {
+        let stream_limit = self.cfg.max_send_queue as u64;
+        if self.queued_total >= self.cfg.max_connection_send_queue as u64 {
+            return;
+        }
+        let notify = |id: u32, s: &mut super::Stream| {
+            if s.send.notify && s.send.queued < stream_limit {
+                s.send.notify = false;
+                Some(Event::SendWindowOpen { stream_id: id })
+            } else {
+                None
+            }
+        };
+        if conn_was_full {
+            for (&other, s) in self.streams.iter_mut() {
+                if let Some(e) = notify(other, s) {
+                    self.events.push(e);
+                }
+            }
+        } else if let Some(e) = self.streams.get_mut(&id).and_then(|s| notify(id, s)) {
+            self.events.push(e);
         }
     }
 }

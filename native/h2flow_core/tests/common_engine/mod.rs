@@ -63,6 +63,19 @@ pub fn headers(stream_id: u32, fields: &[(&str, &str)], end_stream: bool) -> Vec
     out
 }
 
+/// `n` body bytes in DATA frames of at most 16 KiB, the last one with `end_stream`.
+pub fn body(id: u32, n: usize, end_stream: bool) -> Vec<u8> {
+    let chunk = vec![0x5a; 16 * 1024];
+    let mut out = Vec::new();
+    let mut left = n;
+    while left > chunk.len() {
+        out.extend(data(id, &chunk, false));
+        left -= chunk.len();
+    }
+    out.extend(data(id, &chunk[..left], end_stream));
+    out
+}
+
 pub fn data(stream_id: u32, payload: &[u8], end_stream: bool) -> Vec<u8> {
     let mut out = Vec::new();
     Frame::Data(frame::Data { stream_id, end_stream, data: payload, pad_len: None }).encode(&mut out);
@@ -168,6 +181,8 @@ impl Harness {
     /// Like [`Harness::established`], the client's SETTINGS carrying `client_settings`.
     pub fn established_with(cfg: Config, client_settings: &[(u16, u32)]) -> Harness {
         let mut h = Harness::new(cfg);
+        // Our preface goes out with the first flush; the client acknowledges what it read.
+        h.flush();
         let mut input = PREFACE.to_vec();
         input.extend(settings(client_settings));
         input.extend(settings_ack());
@@ -250,7 +265,8 @@ pub enum Ev {
     StreamError { stream_id: u32, code: u32 },
     GoAway { last_stream_id: u32, code: u32 },
     SendWindowOpen { stream_id: u32 },
-    WindowsGrown { connection_window: u32, stream_window: u32 },
+    ReadDone { stream_id: u32, fin: bool },
+    SendTimeout { stream_id: u32 },
 }
 
 impl Ev {
@@ -263,7 +279,7 @@ impl Ev {
                 .collect()
         };
         match e {
-            Event::Headers { stream_id, fields, end_stream } => {
+            Event::Headers { stream_id, fields, end_stream, .. } => {
                 Ev::Headers { stream_id, fields: strings(&fields), end_stream }
             }
             Event::Data { stream_id, data, end_stream } => {
@@ -274,9 +290,8 @@ impl Ev {
             Event::StreamError { stream_id, code, .. } => Ev::StreamError { stream_id, code: code.0 },
             Event::GoAway { last_stream_id, code, .. } => Ev::GoAway { last_stream_id, code: code.0 },
             Event::SendWindowOpen { stream_id } => Ev::SendWindowOpen { stream_id },
-            Event::WindowsGrown { connection_window, stream_window } => {
-                Ev::WindowsGrown { connection_window, stream_window }
-            }
+            Event::ReadDone { stream_id, fin } => Ev::ReadDone { stream_id, fin },
+            Event::SendTimeout { stream_id } => Ev::SendTimeout { stream_id },
         }
     }
 }
@@ -579,6 +594,7 @@ pub struct Client {
     pub read_frames: Vec<Out>,
     /// The server application's WindowsGrown events: (connection window, stream window).
     pub grown: Vec<(u32, u32)>,
+    windows: (u32, u32),
     next_id: u32,
 }
 
@@ -598,8 +614,10 @@ impl Client {
             goaways: Vec::new(),
             read_frames: Vec::new(),
             grown: Vec::new(),
+            windows: (0, 0),
             next_id: 1,
         };
+        c.windows = (c.h.conn.scheduler().connection_window(), c.h.conn.scheduler().stream_window());
         let written = c.h.written.clone();
         c.read(&written);
         // The handshake already acknowledged the server's SETTINGS.
@@ -712,13 +730,16 @@ impl Client {
                 Ev::StreamReset { stream_id, .. } | Ev::StreamError { stream_id, .. } => {
                     self.buffered.remove(&stream_id);
                 }
-                Ev::WindowsGrown { connection_window, stream_window } => {
-                    self.grown.push((connection_window, stream_window));
-                }
                 _ => {}
             }
         }
         let conn = &self.h.conn;
+        // Adaptive growth shows as new windows after the PING acknowledgement that caused it.
+        let windows = (conn.scheduler().connection_window(), conn.scheduler().stream_window());
+        if windows != self.windows {
+            self.windows = windows;
+            self.grown.push(windows);
+        }
         assert!(
             conn.buffered() <= conn.scheduler().connection_window() as u64,
             "buffered {} > connection window {}",

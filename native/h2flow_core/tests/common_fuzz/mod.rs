@@ -272,11 +272,13 @@ pub fn random_config(rng: &mut Rng, valid: bool) -> Config {
     w.max_connection_window =
         w.initial_connection_window.max(rng.pick(&[0, 1 << 20, 16 << 20, MAX_WINDOW as u32]));
     c.max_send_queue = rng.pick(&[1, 100, 16_384, 65_536]);
+    c.max_connection_send_queue = rng.pick(&[1, 1000, 100_000, 1 << 20]);
     if valid {
         return c;
     }
     // Frames on a stream closed so long ago that it is forgotten are errors (RFC 9113 5.1).
     c.closed_stream_memory = rng.pick(&[0, 4, 1024]);
+    c.send_stall_timeout = std::time::Duration::from_millis(rng.pick(&[50, 5_000, 30_000]));
     // Each limit is tight now and then only: a tight one ends most cases at once.
     let tight = |rng: &mut Rng, default: u32, values: &[u32]| {
         if rng.chance(12) {
