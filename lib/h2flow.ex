@@ -101,10 +101,7 @@ defmodule H2Flow do
     socket = GenServer.call(stats, :socket)
 
     {:ok, {_ip, port}} =
-      case socket do
-        {:sslsocket, _, _} -> :ssl.sockname(socket)
-        _ -> :inet.sockname(socket)
-      end
+      H2Flow.Transport.module(GenServer.call(stats, :config).transport).sockname(socket)
 
     port
   end
@@ -205,10 +202,6 @@ defmodule H2Flow do
       handler: handler,
       engine: engine_opts,
       gen_opts: gen_opts,
-      max_send_queue: engine.max_send_queue,
-      # A waiting read_body is answered once half a window is buffered (see H2Flow.Req).
-      stream_read_threshold: max(div(engine.initial_stream_window, 2), 1),
-      connection_read_threshold: max(div(engine.initial_connection_window, 2), 1),
       # Connections check their timeouts on this tick: often enough that the shortest one
       # fires within a quarter of its length, at most once a second (it also dates responses).
       tick:

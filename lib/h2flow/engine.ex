@@ -2,46 +2,56 @@ defmodule H2Flow.Engine do
   @moduledoc """
   The sans-IO HTTP/2 server engine: bytes in, events and bytes out.
 
-  An engine holds one connection's protocol state (streams, windows, HPACK tables) in the NIF.
-  It never touches a socket: the caller feeds what it received with `recv/2`, acts on the
-  events, tells the engine what the application consumed (`consume/3`) and wants to send
-  (`send_headers/4`, `send_data/4`), then calls `flush/1` once per burst of work and writes the
-  result. `flush/1` coalesces everything due: response frames, acknowledgements and the
-  WINDOW_UPDATE frames the flow-control scheduler decided (at most one for the connection and
-  one per stream).
+  An engine holds one connection's protocol state (streams, windows, HPACK tables, what each
+  request body holds and who reads it) in the NIF. It never touches a socket: the caller feeds
+  what it received with `recv/2`, acts on the events, registers the application's reads of
+  request bodies (`read/3`: the engine decides what a reader gets and credits it at hand-off)
+  and passes on what it wants to send (`reply/5`, `send_body/4`), then calls `flush/1` once per
+  burst of work and writes the result. `flush/1` coalesces everything due: response frames,
+  acknowledgements and the WINDOW_UPDATE frames the flow-control scheduler decided (at most one
+  for the connection and one per stream).
 
-  An engine must be used by one process at a time; `H2Flow`'s connection process owns one per
-  connection.
+  `H2Flow`'s connection process owns one engine per connection; the engine is public for
+  applications that drive HTTP/2 over a transport of their own (a proxy, a test double, a
+  socket `H2Flow` does not manage). It must be used by one process at a time.
 
   ## Example
 
-      {:ok, engine} = H2Flow.Engine.new(max_concurrent_streams: 10)
-      preface = H2Flow.Engine.flush(engine)   # our SETTINGS + the connection WINDOW_UPDATE
-      # ... write `preface`; then for each chunk read from the socket:
-      {:ok, events} = H2Flow.Engine.recv(engine, chunk)
-      for {:headers, id, _headers, _end_stream?} <- events do
-        :ok = H2Flow.Engine.send_headers(engine, id, [{":status", "200"}], false)
-        {:ok, _queued} = H2Flow.Engine.send_data(engine, id, "hello", true)
-      end
-      bytes = H2Flow.Engine.flush(engine)     # one write
+  Our SETTINGS go out first; a client's preface, its SETTINGS and a `GET /` on stream 1 (a
+  HEADERS frame with END_STREAM and END_HEADERS, static HPACK indices) make a request event;
+  the answer goes out with the next flush, in one write:
+
+      iex> {:ok, engine} = H2Flow.Engine.new(max_concurrent_streams: 10)
+      iex> <<_length::24, 4, _::binary>> = H2Flow.Engine.flush(engine)
+      iex> preface = "PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n" <> <<0::24, 4, 0, 0::32>>
+      iex> get = <<3::24, 1, 5, 1::32, 0x82, 0x86, 0x84>>
+      iex> {:ok, [{:request, 1, "GET", "http", "", "/", "", nil, %{}, true}]} =
+      ...>   H2Flow.Engine.recv(engine, preface <> get)
+      iex> H2Flow.Engine.reply(engine, 1, [{":status", "200"}], "hello", true)
+      {:ok, 5, false}
+      iex> byte_size(H2Flow.Engine.flush(engine)) > 0
+      true
 
   ## Events
 
-    * `{:headers, stream_id, headers, end_stream?}`: a request; `headers` is a list of
-      `{name, value}` binaries, pseudo-headers first, validated per RFC 9113 §8.2–§8.3.
-    * `{:data, stream_id, binary, end_stream?}`: request body bytes (a sub-binary of the input
-      when large). Count them as consumed with `consume/3` once the application has them.
-      An empty binary with `end_stream? = true` marks the end of the body.
+    * `{:request, stream_id, method, scheme, authority, path, query, content_length, headers,
+      end_stream?}`: a request, validated per RFC 9113 §8.2–§8.3. `authority` is `:authority`,
+      else the `host` field, else `""`; `path` and `query` are `:path` split at `?`;
+      `content_length` an integer or `nil`; `headers` a map of lowercase names to values, with
+      repeated fields joined (`cookie` with `"; "`, others with `", "`, §8.2.3).
+    * `{:data, stream_id, binary, end_stream?}`: request body bytes for the stream's
+      application (a sub-binary of the input when large). They count against the windows until
+      handed over to a read (`read/3`); an empty binary with `end_stream? = true` marks the end.
+    * `{:read_done, stream_id, :fin | :more}`: the stream's registered read completed: the
+      body ended, or the read was handed its length.
     * `{:trailers, stream_id, headers}`: trailer fields; the body ended.
     * `{:stream_reset, stream_id, code}`: the peer reset the stream.
     * `{:stream_error, stream_id, code, message}`: the peer broke the protocol on this stream;
       the engine reset it.
     * `{:goaway, last_stream_id, code, debug_data}`: the peer is going away.
-    * `{:send_window_open, stream_id}`: the stream's queued response bytes fell below
-      `:max_send_queue`; more may be sent.
-    * `{:windows_grown, connection_window, stream_window}`: adaptive growth raised the
-      receive windows (of the connection, and of every stream); what a caller holds back
-      until part of a window is buffered should scale with them.
+    * `{:send_window_open, stream_id}`: a send that returned `blocked? = true` may go on.
+    * `{:send_timeout, stream_id}`: the peer let none of the stream's queued response bytes go
+      for `:send_stall_timeout`; the engine reset the stream (CANCEL).
 
   ## Options
 
@@ -55,22 +65,47 @@ defmodule H2Flow.Engine do
   @typedoc "An engine (a NIF resource)."
   @opaque t :: reference()
 
+  @typedoc "An HTTP/2 error code: a snake_case atom for the codes RFC 9113 defines, else an integer."
+  @type error_code ::
+          :no_error
+          | :protocol_error
+          | :internal_error
+          | :flow_control_error
+          | :settings_timeout
+          | :stream_closed
+          | :frame_size_error
+          | :refused_stream
+          | :cancel
+          | :compression_error
+          | :connect_error
+          | :enhance_your_calm
+          | :inadequate_security
+          | :http_1_1_required
+          | non_neg_integer()
+
+  @typedoc "Why the connection ended (RFC 9113 §5.4)."
+  @type reason ::
+          {:connection_error, error_code(), String.t()}
+          | {:stream_error, pos_integer(), error_code(), String.t()}
+
   @type stream_id :: pos_integer()
   @type headers :: [{binary(), binary()}]
   @type event ::
-          {:headers, stream_id(), headers(), boolean()}
+          {:request, stream_id(), binary(), binary(), binary(), binary(), binary(),
+           non_neg_integer() | nil, %{optional(binary()) => binary()}, boolean()}
           | {:data, stream_id(), binary(), boolean()}
+          | {:read_done, stream_id(), :fin | :more}
           | {:trailers, stream_id(), headers()}
-          | {:stream_reset, stream_id(), H2Flow.Frame.error_code()}
-          | {:stream_error, stream_id(), H2Flow.Frame.error_code(), String.t()}
-          | {:goaway, non_neg_integer(), H2Flow.Frame.error_code(), binary()}
+          | {:stream_reset, stream_id(), error_code()}
+          | {:stream_error, stream_id(), error_code(), String.t()}
+          | {:goaway, non_neg_integer(), error_code(), binary()}
           | {:send_window_open, stream_id()}
-          | {:windows_grown, pos_integer(), non_neg_integer()}
+          | {:send_timeout, stream_id()}
 
   # recv/2 feeds the NIF at most this much per call, so one call stays well under 1 ms.
   @chunk 65_536
 
-  @doc "Creates an engine. The server preface is queued for the first `flush/1`."
+  @doc "Creates an engine. The server preface goes out with the first `flush/1`."
   @spec new(keyword()) :: {:ok, t()} | {:error, String.t()}
   def new(opts \\ []) do
     opts |> H2Flow.Engine.Options.validate!() |> Native.engine_new()
@@ -80,7 +115,7 @@ defmodule H2Flow.Engine do
   Feeds received bytes and returns the events they produced. On a connection error the engine
   queues GOAWAY (write `flush/1`'s result, then close) and returns the error.
   """
-  @spec recv(t(), binary()) :: {:ok, [event()]} | {:error, H2Flow.Frame.reason()}
+  @spec recv(t(), binary()) :: {:ok, [event()]} | {:error, reason()}
   def recv(engine, bytes) when byte_size(bytes) <= @chunk do
     case Native.engine_recv(engine, bytes) do
       {:ok, _events} = ok -> ok
@@ -105,16 +140,41 @@ defmodule H2Flow.Engine do
   end
 
   @doc """
-  The application consumed `n` body bytes of a stream: they become flow-control credit. A
-  stream that is gone is a no-op; more bytes than were received raise `ArgumentError`.
+  The application reads the body of a stream, up to `length` bytes, like
+  `cowboy_req:read_body/2`: every byte reported in `{:data, ...}` events and not yet handed
+  over is handed over now, and those that arrive while the read is registered as they arrive;
+  handed-over bytes are credited to the peer. Returns `:fin` (the body ended: the read has
+  everything), `:more` (`length` bytes were handed over), `:wait` (a `{:read_done, ...}` event
+  will tell; see `read_timeout/2` for a period) or `{:error, :closed}` (the stream is gone).
+  """
+  @spec read(t(), stream_id(), non_neg_integer()) :: :fin | :more | :wait | {:error, :closed}
+  def read(engine, stream_id, length), do: Native.engine_read(engine, stream_id, length)
+
+  @doc "The period of the stream's waiting read expired: `true` if it was waiting (it completes)."
+  @spec read_timeout(t(), stream_id()) :: boolean()
+  def read_timeout(engine, stream_id), do: Native.engine_read_timeout(engine, stream_id)
+
+  @doc """
+  The application will not read the rest of the body: what the stream holds and what still
+  arrives is credited at once and not reported. Once the response has ended, a body still
+  coming is refused with RST_STREAM NO_ERROR (RFC 9113 §8.1).
+  """
+  @spec discard(t(), stream_id()) :: :ok
+  def discard(engine, stream_id), do: Native.engine_discard(engine, stream_id)
+
+  @doc """
+  The application consumed `n` body bytes of a stream, for applications that do not register
+  reads: they become flow-control credit. A stream that is gone is a no-op; more bytes than
+  were received raise `ArgumentError`.
   """
   @spec consume(t(), stream_id(), non_neg_integer()) :: :ok
   def consume(engine, stream_id, n), do: Native.engine_consume(engine, stream_id, n)
 
   @doc """
-  Sends response headers (the first call; `":status"` first) or trailers (a later call with
-  `end_stream? = true`). Returns `{:error, :closed}` when the stream is gone (the peer reset
-  it): a normal outcome, counted in `writes_to_closed_streams`.
+  Sends response headers (the first call; `":status"` first; a 1xx status may precede the final
+  one) or trailers (a later call with `end_stream? = true`). Returns `{:error, :closed}` when
+  the stream is gone (the peer reset it): a normal outcome, counted in
+  `writes_to_closed_streams`.
   """
   @spec send_headers(t(), stream_id(), headers(), boolean()) :: :ok | {:error, :closed}
   def send_headers(engine, stream_id, headers, end_stream?) do
@@ -122,18 +182,32 @@ defmodule H2Flow.Engine do
   end
 
   @doc """
-  Sends response body bytes: what the flow-control windows allow is framed now, the rest is
-  queued. Returns the bytes queued for the stream; at `:max_send_queue` or more, wait for
-  `{:send_window_open, stream_id}` before sending more.
+  Sends response headers and the start of the body in one call: `send_headers/4`, then
+  `send_body/4`. Returns what `send_body/4` returns (`{:ok, 0, false}` for a response ended by
+  its headers).
   """
-  @spec send_data(t(), stream_id(), iodata(), boolean()) ::
-          {:ok, non_neg_integer()} | {:error, :closed}
-  def send_data(engine, stream_id, data, end_stream?) do
-    Native.engine_send_data(engine, stream_id, data, end_stream?)
+  @spec reply(t(), stream_id(), headers(), binary(), boolean()) ::
+          {:ok, non_neg_integer(), boolean()} | {:error, :closed}
+  def reply(engine, stream_id, headers, body, end_stream?) do
+    Native.engine_reply(engine, stream_id, headers, body, end_stream?)
+  end
+
+  @doc """
+  Sends response body bytes with bounded memory: the engine takes at most `:max_send_queue`
+  bytes of `data` per call, frames what the windows allow and queues the rest as far as the
+  stream's and the connection's queues (`:max_connection_send_queue`) have room. Returns
+  `{:ok, taken, blocked?}`: send the rest of `data` (and the end of the stream, which applies
+  only once all of it was taken) again, right away unless `blocked?`, in which case wait for
+  `{:send_window_open, stream_id}`.
+  """
+  @spec send_body(t(), stream_id(), binary(), boolean()) ::
+          {:ok, non_neg_integer(), boolean()} | {:error, :closed}
+  def send_body(engine, stream_id, data, end_stream?) when is_binary(data) do
+    Native.engine_send_body(engine, stream_id, data, end_stream?)
   end
 
   @doc "Resets a stream (RST_STREAM with `code`). A stream that is already gone is a no-op."
-  @spec reset_stream(t(), stream_id(), H2Flow.Frame.error_code()) :: :ok
+  @spec reset_stream(t(), stream_id(), error_code()) :: :ok
   def reset_stream(engine, stream_id, code) do
     case Native.engine_reset_stream(engine, stream_id, code) do
       :ok -> :ok
@@ -145,7 +219,7 @@ defmodule H2Flow.Engine do
   Starts a graceful shutdown: GOAWAY with the last stream id seen, so open streams complete and
   new ones are ignored (RFC 9113 §6.8). See `info/1`'s `:done`.
   """
-  @spec goaway(t(), H2Flow.Frame.error_code(), binary()) :: :ok
+  @spec goaway(t(), error_code(), binary()) :: :ok
   def goaway(engine, code \\ :no_error, debug \\ ""),
     do: Native.engine_goaway(engine, code, debug)
 
@@ -154,10 +228,12 @@ defmodule H2Flow.Engine do
   def flush(engine), do: Native.engine_flush(engine)
 
   @doc """
-  Checks SETTINGS_TIMEOUT: our SETTINGS unacknowledged for longer than `:settings_timeout` is a
-  connection error (GOAWAY SETTINGS_TIMEOUT queued).
+  Checks the engine's timeouts: SETTINGS unacknowledged for longer than `:settings_timeout`,
+  and send stalls (`:send_stall_timeout`: streams reset, reported as `{:send_timeout, id}`
+  events; a connection on which nothing could be sent that long ends). Returns the events, or
+  the error after which the connection must close (its GOAWAY is queued).
   """
-  @spec check_timeouts(t()) :: :ok | {:error, H2Flow.Frame.reason()}
+  @spec check_timeouts(t()) :: {:ok, [event()]} | {:error, reason(), [event()]}
   def check_timeouts(engine), do: Native.engine_check_timeouts(engine)
 
   @doc """
@@ -168,21 +244,23 @@ defmodule H2Flow.Engine do
     * `:window_update_frames`: `%{connection: n, stream: n}` sent;
       `:flushes_with_window_updates`, `:credited_bytes`;
     * `:flushes`, `:bytes_received`, `:bytes_sent`, `:data_bytes_received`, `:data_bytes_sent`;
-    * `:buffered_bytes` (received, not yet consumed) and `:peak_buffered_bytes`;
+    * `:buffered_bytes` (received, not yet handed to a reader) and `:peak_buffered_bytes`;
       `:queued_send_bytes` and `:peak_queued_send_bytes`;
     * `:open_streams`, `:peak_open_streams`, `:streams_opened`, `:streams_refused`,
       `:streams_reset_by_peer`, `:streams_reset_by_us`, `:writes_to_closed_streams`;
-    * `:stream_stalls`, `:connection_stalls`, `:stalls` (data to send and no window);
+    * `:stream_stalls`, `:connection_stalls`, `:stalls` (data to send and no window), and
+      `:send_timeouts` (streams reset because the peer opened no window for
+      `:send_stall_timeout`);
     * `:connection_window`, `:stream_window`, `:connection_window_growths`,
       `:stream_window_growths`, `:pings_sent`, `:rtt_us`;
     * `:defences`: times each defence tripped (`:rapid_reset`, `:continuation_flood`,
       `:ack_flood`, `:settings_flood`, `:empty_frames`, `:header_list_too_large`,
       `:refused_stream_flood`, `:reset_flood`) and `:defences_triggered`, their sum;
     * `:connection_errors`: connection errors answered with GOAWAY (the peer broke the
-      protocol, a defence tripped, or SETTINGS_TIMEOUT), and `:stream_errors`: stream errors
-      of the peer's making answered with RST_STREAM; both maps by error code (`:no_error`,
-      `:protocol_error`, ..., `:http_1_1_required`, and `:unknown` for undefined codes).
-      Refused streams and resets the application asks for are not errors.
+      protocol, a defence tripped, SETTINGS_TIMEOUT, a send stall), and `:stream_errors`: stream
+      errors of the peer's making answered with RST_STREAM; both maps by error code
+      (`:no_error`, `:protocol_error`, ..., `:http_1_1_required`, and `:unknown` for undefined
+      codes). Refused streams and resets the application asks for are not errors.
   """
   @spec stats(t()) :: map()
   def stats(engine), do: Native.engine_stats(engine)
@@ -190,9 +268,9 @@ defmodule H2Flow.Engine do
   @doc """
   State the owner acts on: `:done` (a GOAWAY was sent or received and no stream is open, or a
   connection error happened: close after writing the last flush), `:closed` (a connection error
-  happened), `:open_streams`, `:buffered_bytes`, `:queued_send_bytes`, `:send_window`,
-  `:connection_window`, `:settings_unacked_ms` (age of our oldest unacknowledged SETTINGS, or
-  `nil`).
+  happened), `:open_streams`, `:frames_received`, `:buffered_bytes`, `:queued_send_bytes`,
+  `:send_window`, `:connection_window`, `:settings_unacked_ms` (age of our oldest
+  unacknowledged SETTINGS, or `nil`).
   """
   @spec info(t()) :: map()
   def info(engine), do: Native.engine_info(engine)

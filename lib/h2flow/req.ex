@@ -10,7 +10,7 @@ defmodule H2Flow.Req do
       def init(req, state) do
         case H2Flow.Req.method(req) do
           "POST" ->
-            {:ok, body, req} = H2Flow.Req.read_body(req, length: 1_000_000)
+            {:ok, body, req} = read_all(req, [])
             {:ok, H2Flow.Req.reply(200, %{}, body, req), state}
 
           _ ->
@@ -21,13 +21,24 @@ defmodule H2Flow.Req do
         end
       end
 
-  Body reading is pull-based: the connection buffers what arrived for the stream, bounded by
-  the flow-control windows, and credits it to the peer only once it has been handed to the
-  handler. Sending blocks while the stream's send queue is full, so a client that does not read
-  slows its handler down instead of growing the server's memory.
+      # A body of any size, 1 MB at a time (as with cowboy_req:read_body/2).
+      defp read_all(req, acc) do
+        case H2Flow.Req.read_body(req, length: 1_000_000) do
+          {:ok, data, req} -> {:ok, IO.iodata_to_binary([acc, data]), req}
+          {:more, data, req} -> read_all(req, [acc, data])
+        end
+      end
+
+  Body reading is pull-based, with `cowboy_req:read_body/2`'s semantics: the bytes a handler
+  asked for are its own and are credited to the peer as they are handed over; what nobody asked
+  for stays bounded by the flow-control windows. Sending blocks while the stream's send queue is
+  full, so a client that does not read slows its handler down instead of growing the server's
+  memory.
 
   Calls on a stream the peer has reset return `{:error, :closed}` (reads and streamed bodies)
-  or do nothing (replies); they never raise because of the peer.
+  or do nothing (replies); they never raise because of the peer. Any process holding the
+  request may send the response (a `Task` the handler started, say), as with Cowboy; the body
+  is read by the handler's own process.
   """
 
   @enforce_keys [:conn, :stream_id]
@@ -44,7 +55,7 @@ defmodule H2Flow.Req do
     headers: %{},
     has_body: false,
     body_state: :unread,
-    # The whole body, when it arrived with the request (internal).
+    # Body bytes that arrived with the request, and whether they are all of it (internal).
     body: nil,
     resp: :none
   ]
@@ -66,7 +77,7 @@ defmodule H2Flow.Req do
           headers: %{optional(binary()) => binary()},
           has_body: boolean(),
           body_state: :unread | :reading | :done,
-          body: binary() | nil,
+          body: {[binary()], boolean()} | nil,
           resp: :none | :streaming | :sent
         }
 
@@ -130,13 +141,18 @@ defmodule H2Flow.Req do
   @doc """
   Reads the request body, like `cowboy_req:read_body/2`.
 
-  Returns `{:ok, data, req}` with the last of the body, or `{:more, data, req}` when at least
-  `:length` bytes (default 8,000,000) were read, when `:period` milliseconds (default 15,000)
-  passed, or when holding more back would stall the peer on flow control — so the handler is
-  handed data in pieces of at most about half a window. Call it again for the rest.
+  Returns `{:ok, data, req}` once the whole body has arrived, if it is at most `:length` bytes
+  (default 8,000,000) and arrives within `:period` milliseconds (default 15,000, or
+  `:infinity`); otherwise `{:more, data, req}` as soon as at least `:length` bytes are there, or
+  when the period expires (with what arrived, possibly `""`). Call it again for the rest; after
+  the end it returns `{:ok, "", req}`. As in Cowboy, `data` may exceed `:length` (everything
+  that had arrived is handed over at once), and a body that has arrived whole is returned with
+  `:ok` whatever its size.
 
-  `{:error, :closed}` when the stream is gone; `{:error, :timeout}` never happens: an expired
-  period returns `{:more, data, req}` with what arrived, possibly `""`.
+  The bytes a read asked for are the handler's: they are credited to the peer as they are
+  handed over, so the client can send at full speed into a read of 8 MB, and what no read asked
+  for stays bounded by the flow-control windows. Must be called from the handler's process.
+  `{:error, :closed}` when the stream is gone.
   """
   @spec read_body(t(), keyword()) ::
           {:ok, binary(), t()} | {:more, binary(), t()} | {:error, :closed}
@@ -152,26 +168,46 @@ defmodule H2Flow.Req do
     period = Keyword.get(opts, :period, @default_period)
 
     unless is_integer(length) and length >= 0,
-      do: raise(ArgumentError, ":length must be a non-negative integer")
+      do: raise(ArgumentError, ":length must be a non-negative integer, got: #{inspect(length)}")
 
     unless (is_integer(period) and period >= 0) or period == :infinity,
-      do: raise(ArgumentError, ":period must be a non-negative integer or :infinity")
+      do:
+        raise(
+          ArgumentError,
+          ":period must be a non-negative integer or :infinity, got: #{inspect(period)}"
+        )
 
     read_body(req, length, period)
   end
 
-  # The body came with the request: tell the connection it is consumed (so it is credited to
-  # the peer), without waiting for an answer.
-  defp read_body(%__MODULE__{body: body} = req, _length, _period) when is_binary(body) do
-    cast(req, {:consumed, byte_size(body)})
-    {:ok, body, %{req | body: nil, body_state: :done}}
+  # The whole body came with the request: the handler has it; the connection hands it over
+  # (credits it) without an answer to wait for.
+  defp read_body(%__MODULE__{body: {chunks, true}} = req, _length, _period) do
+    cast(req, :read_all)
+    {:ok, IO.iodata_to_binary(chunks), %{req | body: nil, body_state: :done}}
   end
 
-  defp read_body(req, length, period) do
-    case call(req, {:read_body, length, period}) do
-      {:ok, data} -> {:ok, data, %{req | body_state: :done}}
+  # The engine decides what the read gets: the bytes it already forwarded to this process (and
+  # those that came with the request), and those that arrive until it says the read is done.
+  defp read_body(%__MODULE__{stream_id: id} = req, length, period) do
+    early = if req.body, do: elem(req.body, 0), else: []
+    ref = make_ref()
+    send(req.conn, {:"$h2flow", self(), ref, id, {:read, length, period}})
+    req = %{req | body: nil}
+
+    case collect(id, ref, early) do
+      {:fin, data} -> {:ok, data, %{req | body_state: :done}}
       {:more, data} -> {:more, data, %{req | body_state: :reading}}
       {:error, _} = error -> error
+    end
+  end
+
+  # Body bytes arrive as messages before the answer that ends the read (one sender: in order).
+  defp collect(id, ref, acc) do
+    receive do
+      {:"$h2flow_data", ^id, data} -> collect(id, ref, [acc | data])
+      {^ref, {:error, _} = error} -> error
+      {^ref, status} -> {status, IO.iodata_to_binary(acc)}
     end
   end
 
@@ -223,8 +259,10 @@ defmodule H2Flow.Req do
   @doc """
   Sends a piece of a streamed response; `:fin` ends it. Returns once the connection accepted
   the data, which waits while the stream's send queue is full (the peer is not reading).
+  `{:error, :closed}` when the stream is gone; `{:error, :timeout}` when the peer let none of
+  the response go for `:send_stall_timeout` (the stream was reset).
   """
-  @spec stream_body(iodata(), :fin | :nofin, t()) :: :ok | {:error, :closed}
+  @spec stream_body(iodata(), :fin | :nofin, t()) :: :ok | {:error, :closed | :timeout}
   def stream_body(data, is_fin, %__MODULE__{resp: :streaming} = req)
       when is_fin in [:fin, :nofin] do
     call(req, {:stream_body, IO.iodata_to_binary(data), is_fin == :fin})
@@ -244,8 +282,27 @@ defmodule H2Flow.Req do
     raise ArgumentError, "stream_trailers/2 needs a response started with stream_reply/3"
   end
 
+  @doc """
+  Sends an informational (1xx) response before the final one, e.g. `103 Early Hints` with
+  `link` fields. Raises `ArgumentError` for a status outside 100..199 (101 is not allowed in
+  HTTP/2, RFC 9113 §8.6) or once the final response was sent.
+  """
+  @spec inform(100..199, headers(), t()) :: :ok
+  def inform(status, headers \\ %{}, req)
+
+  def inform(status, headers, %__MODULE__{resp: :none} = req)
+      when is_integer(status) and status in 100..199 and status != 101 do
+    cast(req, {:inform, Integer.to_string(status), normalize_headers(headers)})
+  end
+
+  def inform(status, _headers, %__MODULE__{resp: :none}),
+    do: raise(ArgumentError, "invalid informational status #{inspect(status)}")
+
+  def inform(_status, _headers, %__MODULE__{}),
+    do: raise(ArgumentError, "a final response was already sent on this stream")
+
   @doc "Resets the stream (RST_STREAM), e.g. with `:cancel`. The handler should return next."
-  @spec reset(t(), H2Flow.Frame.error_code()) :: :ok
+  @spec reset(t(), H2Flow.Engine.error_code()) :: :ok
   def reset(%__MODULE__{} = req, code \\ :cancel) do
     cast(req, {:reset, code})
   end
@@ -326,18 +383,41 @@ defmodule H2Flow.Req do
       not String.ends_with?(value, [" ", "\t"])
   end
 
-  # The connection answers calls with {ref, reply}; it is linked to us, so if it dies we do too.
+  # The connection answers calls with {ref, reply}. Its handlers are linked to it; another
+  # process waits on a monitor, so that a connection that goes away answers {:error, :closed}.
   defp call(%__MODULE__{conn: conn, stream_id: id}, request) do
-    ref = make_ref()
+    ref = Process.monitor(conn)
     send(conn, {:"$h2flow", self(), ref, id, request})
 
     receive do
-      {^ref, reply} -> reply
+      {^ref, reply} ->
+        Process.demonitor(ref, [:flush])
+        reply
+
+      {:DOWN, ^ref, _, _, _} ->
+        {:error, :closed}
     end
   end
 
   defp cast(%__MODULE__{conn: conn, stream_id: id}, request) do
     send(conn, {:"$h2flow", self(), nil, id, request})
     :ok
+  end
+end
+
+defimpl Inspect, for: H2Flow.Req do
+  # Logs and crash reports never carry a request body: only what identifies the request.
+  import Inspect.Algebra
+
+  def inspect(req, opts) do
+    fields = [
+      stream_id: req.stream_id,
+      method: req.method,
+      path: req.path,
+      authority: req.authority,
+      peer: req.peer
+    ]
+
+    concat(["#H2Flow.Req<", to_doc(fields, opts), ">"])
   end
 end

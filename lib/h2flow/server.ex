@@ -55,15 +55,11 @@ defmodule H2Flow.Server.Stats do
     end
   end
 
-  defp listen(%{transport: :tcp} = c) do
-    :gen_tcp.listen(c.port, [:binary, {:ip, c.ip}, {:packet, :raw}, {:active, false} | common(c)])
+  defp listen(c) do
+    opts = [{:ip, c.ip}, {:active, false}, reuseaddr: true, backlog: c.backlog, nodelay: true]
+    opts = if c.transport == :tls, do: opts ++ tls(c), else: opts
+    H2Flow.Transport.module(c.transport).listen(c.port, opts)
   end
-
-  defp listen(%{transport: :tls} = c) do
-    :ssl.listen(c.port, [:binary, {:ip, c.ip}, {:active, false} | common(c) ++ tls(c)])
-  end
-
-  defp common(c), do: [reuseaddr: true, backlog: c.backlog, nodelay: true]
 
   defp tls(c) do
     c.tls ++
@@ -96,6 +92,16 @@ defmodule H2Flow.Server.Stats do
     |> H2Flow.StatsMath.zero()
   end
 
+  # The configuration holds the TLS options, private key included: never in a crash report.
+  # gen_server's format_status/1 (OTP 25), which Elixir 1.14's GenServer does not declare.
+  @doc false
+  def format_status(status) do
+    Map.new(status, fn
+      {:state, state} -> {:state, Map.drop(state, [:config])}
+      other -> other
+    end)
+  end
+
   @impl true
   def handle_call(:socket, _from, state), do: {:reply, state.socket, state}
   def handle_call(:config, _from, state), do: {:reply, state.config, state}
@@ -103,7 +109,7 @@ defmodule H2Flow.Server.Stats do
   # Stops accepting for good (H2Flow.stop/1, once the acceptors are gone): new clients are
   # refused at once instead of waiting in the backlog of a server that is going away.
   def handle_call(:close_listener, _from, state) do
-    _ = close(state.config.transport, state.socket)
+    _ = H2Flow.Transport.module(state.config.transport).close(state.socket)
     {:reply, :ok, state}
   end
 
@@ -141,9 +147,6 @@ defmodule H2Flow.Server.Stats do
     closed = H2Flow.StatsMath.add_closed(state.closed, stats)
     %{state | closed: closed, connections_closed: state.connections_closed + 1}
   end
-
-  defp close(:tcp, socket), do: :gen_tcp.close(socket)
-  defp close(:tls, socket), do: :ssl.close(socket)
 end
 
 defmodule H2Flow.Server.Acceptors do
@@ -173,45 +176,42 @@ defmodule H2Flow.Server.Acceptors do
     stats = H2Flow.Server.child(server, H2Flow.Server.Stats)
     socket = GenServer.call(stats, :socket)
     conns = H2Flow.Server.child(server, :connections)
-    config = %{config | stats: stats}
-    loop(socket, conns, config)
+    # Connections get no TLS options: the listen socket has them, and a private key has no
+    # business in a connection process's state.
+    config = %{config | stats: stats, tls: []}
+    loop(socket, conns, H2Flow.Transport.module(config.transport), config)
   end
 
-  defp loop(socket, conns, config) do
-    case accept(config.transport, socket) do
+  defp loop(socket, conns, transport, config) do
+    case transport.accept(socket) do
       {:ok, sock} ->
-        start_connection(sock, conns, config)
-        loop(socket, conns, config)
+        start_connection(sock, conns, transport, config)
+        loop(socket, conns, transport, config)
 
       {:error, :closed} ->
         exit(:normal)
 
       {:error, _transient} ->
-        loop(socket, conns, config)
+        loop(socket, conns, transport, config)
     end
   end
 
-  defp accept(:tcp, socket), do: :gen_tcp.accept(socket)
-  defp accept(:tls, socket), do: :ssl.transport_accept(socket)
-
-  defp start_connection(sock, conns, config) do
+  defp start_connection(sock, conns, transport, config) do
     case DynamicSupervisor.start_child(conns, {H2Flow.Connection, {sock, config}}) do
       {:ok, pid} ->
-        case controlling_process(config.transport, sock, pid) do
-          :ok -> send(pid, :go)
-          {:error, _} -> Process.exit(pid, :kill)
+        case transport.controlling_process(sock, pid) do
+          :ok ->
+            send(pid, :go)
+
+          {:error, _} ->
+            _ = transport.close(sock)
+            Process.exit(pid, :kill)
         end
 
       {:error, _max_children} ->
-        close(config.transport, sock)
+        transport.close(sock)
     end
   end
-
-  defp controlling_process(:tcp, sock, pid), do: :gen_tcp.controlling_process(sock, pid)
-  defp controlling_process(:tls, sock, pid), do: :ssl.controlling_process(sock, pid)
-
-  defp close(:tcp, sock), do: :gen_tcp.close(sock)
-  defp close(:tls, sock), do: :ssl.close(sock)
 end
 
 defmodule H2Flow.StatsMath do

@@ -1,12 +1,23 @@
 defmodule H2Flow.Stream do
   @moduledoc false
   # The body of a request's handler process: runs init/2, then terminate/3 if defined. A crash
-  # is logged here, once, with the request it belongs to; the process then exits with a reason
-  # the connection turns into a 500 or a RST_STREAM.
+  # is logged here, once, with the request it belongs to and without any request body; the
+  # process then exits with a reason the connection turns into a 500 or a RST_STREAM.
 
   require Logger
 
+  # Binaries longer than this are left out of crash reports: they may be request bodies.
+  @max_logged_binary 64
+
   def run(handler, opts, req) do
+    Logger.metadata(
+      h2flow_peer: peer(req.peer),
+      h2flow_stream_id: req.stream_id,
+      h2flow_method: req.method,
+      h2flow_path: req.path,
+      h2flow_handler: handler
+    )
+
     result =
       try do
         {:ok, handler.init(req, opts)}
@@ -19,7 +30,10 @@ defmodule H2Flow.Stream do
         terminate(handler, :normal, req, state)
 
       {:ok, other} ->
-        crash(handler, req, opts, :error, {:bad_return, other}, [])
+        reason =
+          {:bad_return, "#{inspect(handler)}.init/2 must return {:ok, req, state}", redact(other)}
+
+        crash(handler, req, opts, :error, reason, [])
 
       {:crash, kind, reason, stack} ->
         crash(handler, req, opts, kind, reason, stack)
@@ -29,7 +43,7 @@ defmodule H2Flow.Stream do
   defp crash(handler, req, opts, kind, reason, stack) do
     Logger.error(fn ->
       "h2flow: handler #{inspect(handler)} crashed on #{req.method} #{req.path} " <>
-        "(stream #{req.stream_id}):\n" <> Exception.format(kind, reason, stack)
+        "(stream #{req.stream_id}):\n" <> Exception.format(kind, redact(reason), redact(stack))
     end)
 
     terminate(handler, {:crash, kind, reason}, req, opts)
@@ -43,4 +57,24 @@ defmodule H2Flow.Stream do
 
     :ok
   end
+
+  @doc false
+  # The term with every binary longer than @max_logged_binary bytes replaced by a note of its
+  # size (request bodies in a MatchError, in a stack frame's arguments, ...).
+  def redact(term) when is_binary(term) and byte_size(term) > @max_logged_binary,
+    do: "<#{byte_size(term)} bytes not logged>"
+
+  def redact(%H2Flow.Req{} = req), do: req
+
+  def redact(%{__exception__: true} = e),
+    do: e |> Map.from_struct() |> Map.new(fn {k, v} -> {k, redact(v)} end) |> then(&struct(e, &1))
+
+  def redact(%_{} = struct), do: struct
+  def redact(term) when is_map(term), do: Map.new(term, fn {k, v} -> {redact(k), redact(v)} end)
+  def redact(term) when is_tuple(term), do: term |> Tuple.to_list() |> redact() |> List.to_tuple()
+  def redact([head | tail]), do: [redact(head) | redact(tail)]
+  def redact(term), do: term
+
+  defp peer({ip, port}), do: "#{:inet.ntoa(ip)}:#{port}"
+  defp peer(_), do: nil
 end

@@ -136,9 +136,10 @@ defmodule H2Flow.SchedulerTest do
       :ok = Scheduler.open_stream(s, 1, 100_000, false)
       :ok = Scheduler.data(s, 1, 40_000, false)
       :ok = Scheduler.consume(s, 1, 40_000)
-      # 60,000 bytes still to come, 25,535 of them already covered by the window.
-      assert Scheduler.flush(s) == [{0, 40_000}, {1, 34_465}]
-      assert Scheduler.stream_remaining(s, 1) == 60_000
+      # 60,000 bytes still to come, 25,535 of them already covered by the window, and the
+      # byte the client needs to send END_STREAM.
+      assert Scheduler.flush(s) == [{0, 40_000}, {1, 34_466}]
+      assert Scheduler.stream_remaining(s, 1) == 60_001
 
       :ok = Scheduler.data(s, 1, 60_000, true)
       :ok = Scheduler.consume(s, 1, 60_000)

@@ -71,7 +71,7 @@ defmodule H2Flow.ServerFlowTest do
       {server, port} =
         start_server!(fn req ->
           wait_for_go(test, req)
-          {:more, data, req} = Req.read_body(req)
+          {:more, data, req} = Req.read_body(req, length: 128 * @kib)
           send(test, {:read, Req.stream_id(req), byte_size(data)})
           receive(do: (:done -> Req.reply(200, req)))
         end)

@@ -1,0 +1,42 @@
+defmodule H2Flow.Connection.Request do
+  @moduledoc false
+  # Builds the H2Flow.Req a handler gets from the request the engine validated (method, target,
+  # authority, content-length as an integer, headers with repeated fields joined): nothing is
+  # parsed again here.
+
+  alias H2Flow.Req
+
+  @doc "What every request of a connection shares."
+  def context(config, peer, transport) do
+    %{peer: peer, transport: transport, tls: config.transport == :tls}
+  end
+
+  @doc """
+  The request of a `{:request, ...}` engine event; `body` is `nil` (no body) or the body bytes
+  that arrived with it and whether they are all of it.
+  """
+  def build(
+        {:request, id, method, scheme, authority, path, qs, length, headers, _end?},
+        ctx,
+        body
+      ) do
+    %Req{
+      conn: self(),
+      stream_id: id,
+      method: method,
+      # CONNECT has no :scheme (RFC 9113 8.5): the transport's.
+      scheme: if(scheme == "", do: if(ctx.tls, do: "https", else: "http"), else: scheme),
+      authority: if(authority == "", do: nil, else: authority),
+      path: path,
+      qs: qs,
+      peer: ctx.peer,
+      headers: headers,
+      content_length: length,
+      has_body: body != nil,
+      body: body
+    }
+  end
+
+  def peer_string({ip, port}), do: "#{:inet.ntoa(ip)}:#{port}"
+  def peer_string(_), do: "unknown peer"
+end
