@@ -54,6 +54,11 @@ defmodule H2Flow.Connection do
       config: config,
       engine: engine,
       peer: nil,
+      # The local address, and over TLS the client's certificate and the session's parameters
+      # (copied into each H2Flow.Req, for Plug's get_sock_data/get_peer_data/get_ssl_data).
+      sock: nil,
+      cert: nil,
+      tls_info: nil,
       streams: %{},
       pids: %{},
       starting: [],
@@ -257,18 +262,22 @@ defmodule H2Flow.Connection do
 
   defp handshake(%{transport: :gen_tcp, socket: sock} = state) do
     with {:ok, peer} <- :inet.peername(sock),
+         {:ok, local} <- :inet.sockname(sock),
          :ok <- :inet.setopts(sock, socket_opts(state.config)) do
-      {:ok, %{state | peer: peer}}
+      {:ok, %{state | peer: peer, sock: local}}
     end
   end
 
   defp handshake(%{transport: :ssl, socket: sock, config: config} = state) do
     with {:ok, tls} <- :ssl.handshake(sock, config.preface_timeout),
-         {:ok, peer} <- :ssl.peername(tls) do
+         {:ok, peer} <- :ssl.peername(tls),
+         {:ok, local} <- :ssl.sockname(tls),
+         {:ok, tls_info} <- :ssl.connection_information(tls) do
       case :ssl.negotiated_protocol(tls) do
         {:ok, "h2"} ->
           :ok = :ssl.setopts(tls, socket_opts(config))
-          {:ok, %{state | socket: tls, peer: peer}}
+          cert = with {:ok, der} <- :ssl.peercert(tls), do: der, else: (_ -> nil)
+          {:ok, %{state | socket: tls, peer: peer, sock: local, cert: cert, tls_info: tls_info}}
 
         _ ->
           # The client did not offer ALPN h2: tell it in HTTP/1.1 terms, then close.
@@ -473,6 +482,9 @@ defmodule H2Flow.Connection do
       path: path,
       qs: qs,
       peer: state.peer,
+      sock: state.sock,
+      cert: state.cert,
+      tls_info: state.tls_info,
       headers: headers_map,
       content_length: content_length,
       has_body: not fin
@@ -573,6 +585,12 @@ defmodule H2Flow.Connection do
       :ok -> put_stream(id, %{s | resp: if(s.head, do: :done, else: :streaming)}, state)
       {:error, :closed} -> state
     end
+  end
+
+  # An informational (1xx) response, before the final one; the engine checks the status.
+  defp handle_request({:inform, status, headers}, id, %Stream{resp: :none}, _pid, _ref, state) do
+    _ = Engine.send_headers(state.engine, id, [{":status", status} | headers], false)
+    state
   end
 
   defp handle_request({tag, _, _}, _id, %Stream{head: true}, pid, ref, state)

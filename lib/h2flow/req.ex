@@ -40,6 +40,9 @@ defmodule H2Flow.Req do
     :path,
     :qs,
     :peer,
+    :sock,
+    :cert,
+    :tls_info,
     :content_length,
     headers: %{},
     has_body: false,
@@ -62,6 +65,9 @@ defmodule H2Flow.Req do
           path: binary(),
           qs: binary(),
           peer: {:inet.ip_address(), :inet.port_number()} | nil,
+          sock: {:inet.ip_address(), :inet.port_number()} | nil,
+          cert: binary() | nil,
+          tls_info: keyword() | nil,
           content_length: non_neg_integer() | nil,
           headers: %{optional(binary()) => binary()},
           has_body: boolean(),
@@ -114,6 +120,24 @@ defmodule H2Flow.Req do
   @doc "The peer's address and port."
   @spec peer(t()) :: {:inet.ip_address(), :inet.port_number()} | nil
   def peer(%__MODULE__{peer: p}), do: p
+
+  @doc "The local address and port of the connection (`cowboy_req:sock/1`)."
+  @spec sock(t()) :: {:inet.ip_address(), :inet.port_number()} | nil
+  def sock(%__MODULE__{sock: s}), do: s
+
+  @doc """
+  The client's TLS certificate (DER), or `nil` over h2c or when the client sent none
+  (`cowboy_req:cert/1`).
+  """
+  @spec cert(t()) :: binary() | nil
+  def cert(%__MODULE__{cert: c}), do: c
+
+  @doc """
+  The parameters of the TLS session (`:ssl.connection_information/1`: protocol, cipher suite,
+  SNI host name, ...), or `nil` over h2c.
+  """
+  @spec tls_info(t()) :: keyword() | nil
+  def tls_info(%__MODULE__{tls_info: info}), do: info
 
   @doc "The HTTP/2 stream identifier of the request."
   @spec stream_id(t()) :: pos_integer()
@@ -191,8 +215,9 @@ defmodule H2Flow.Req do
 
   def reply(status, headers, body, %__MODULE__{resp: :none} = req) do
     body = IO.iodata_to_binary(body)
-    headers = response_headers(headers, body)
-    cast(req, {:reply, status_binary(status), headers, body})
+    status = status_binary(status)
+    headers = response_headers(status, headers, body)
+    cast(req, {:reply, status, headers, body})
     %{req | resp: :sent}
   end
 
@@ -244,6 +269,28 @@ defmodule H2Flow.Req do
     raise ArgumentError, "stream_trailers/2 needs a response started with stream_reply/3"
   end
 
+  @doc """
+  Sends an informational (1xx) response before the final one, e.g. `103` Early Hints with
+  `link` fields. Any number may precede the response; `101` does not exist in HTTP/2
+  (RFC 9113 §8.6). Raises `ArgumentError` once a response was sent, and for invalid fields.
+  """
+  @spec inform(100..199, headers(), t()) :: :ok
+  def inform(status, headers \\ %{}, req)
+
+  def inform(status, headers, %__MODULE__{resp: :none} = req)
+      when is_integer(status) and status in 100..199 and status != 101 do
+    cast(req, {:inform, Integer.to_string(status), normalize_headers(headers)})
+  end
+
+  def inform(status, _headers, %__MODULE__{resp: :none}) do
+    raise ArgumentError,
+          "invalid informational status #{inspect(status)}: 100..199 except 101 (RFC 9113 8.6)"
+  end
+
+  def inform(_status, _headers, %__MODULE__{}) do
+    raise ArgumentError, "a response was already sent on this stream"
+  end
+
   @doc "Resets the stream (RST_STREAM), e.g. with `:cancel`. The handler should return next."
   @spec reset(t(), H2Flow.Frame.error_code()) :: :ok
   def reset(%__MODULE__{} = req, code \\ :cancel) do
@@ -264,10 +311,12 @@ defmodule H2Flow.Req do
   defp status_binary(status),
     do: raise(ArgumentError, "invalid status #{inspect(status)}: a final status is 200..599")
 
-  defp response_headers(headers, body) do
+  # No content-length is made up for 204 (RFC 9110 8.6 forbids it) or 304 (where it would
+  # have to be the length of the representation, not of this empty body).
+  defp response_headers(status, headers, body) do
     headers = normalize_headers(headers)
 
-    if List.keymember?(headers, "content-length", 0),
+    if status in ["204", "304"] or List.keymember?(headers, "content-length", 0),
       do: headers,
       else: [{"content-length", Integer.to_string(byte_size(body))} | headers]
   end
