@@ -11,13 +11,13 @@ defmodule H2Flow.PlugAdapterTest do
   @moduletag :plug
   @moduletag :tmp_dir
 
-  # Without PLUG_EBIN these tests are excluded, and Plug's modules are not there to check.
-  @compile {:no_warn_undefined, [Plug.Conn, Plug.BadRequestError]}
-
   defmodule App do
     @moduledoc false
     # The test's plug: one route per callback; `opts` is the test process.
     alias Plug.Conn
+
+    # Without PLUG_EBIN these tests are excluded, and Plug's modules are not there to check.
+    @compile {:no_warn_undefined, Plug.Conn}
 
     def init(test), do: test
 
@@ -47,18 +47,6 @@ defmodule H2Flow.PlugAdapterTest do
       conn
     end
 
-    defp route(["read"], conn, test) do
-      %{"length" => length, "read_length" => read_length} = Conn.fetch_query_params(conn).params
-      opts = [length: String.to_integer(length), read_length: String.to_integer(read_length)]
-      {pieces, conn} = read_pieces(conn, opts, [])
-      send(test, {:pieces, Enum.map(pieces, &byte_size/1)})
-      Conn.send_resp(conn, 200, "#{:erlang.crc32(pieces)}")
-    end
-
-    defp route(["timeout"], conn, _test) do
-      Conn.send_resp(conn, 200, inspect(Conn.read_body(conn, read_timeout: 200)))
-    end
-
     defp route(["inform"], conn, _test) do
       conn
       |> Conn.inform(103, link: "</app.css>; rel=preload; as=style")
@@ -71,22 +59,6 @@ defmodule H2Flow.PlugAdapterTest do
     end
 
     defp route(["upgrade"], conn, _test), do: Conn.upgrade_adapter(conn, :websocket, {App, []})
-    defp route(["raise"], _conn, _test), do: raise("boom")
-    defp route(["throw"], _conn, _test), do: throw(:thrown)
-    defp route(["bad_request"], _conn, _test), do: raise(Plug.BadRequestError)
-    defp route(["not_sent"], conn, _test), do: conn
-
-    defp route(["raise_after_chunk"], conn, _test) do
-      {:ok, _conn} = conn |> Conn.send_chunked(200) |> Conn.chunk("started")
-      raise "boom after the response started"
-    end
-
-    defp read_pieces(conn, opts, acc) do
-      case Conn.read_body(conn, opts) do
-        {:more, data, conn} -> read_pieces(conn, opts, [data | acc])
-        {:ok, data, conn} -> {Enum.reverse([data | acc]), conn}
-      end
-    end
 
     defp send_file(conn, %{"path" => path} = params) do
       offset = String.to_integer(Map.get(params, "offset", "0"))
