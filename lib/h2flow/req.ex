@@ -369,11 +369,19 @@ defmodule H2Flow.Req do
   defp tchars?(<<>>), do: true
   defp tchars?(_), do: false
 
+  # One pass over the bytes (String.contains?/2 with a list compiles a pattern on every call:
+  # a third of the cost of a small response).
+  defp valid_value?(""), do: true
+  defp valid_value?(<<c, _::binary>>) when c in [?\s, ?\t], do: false
+
   defp valid_value?(value) do
-    not String.contains?(value, [<<0>>, "\r", "\n"]) and
-      not String.starts_with?(value, [" ", "\t"]) and
-      not String.ends_with?(value, [" ", "\t"])
+    last = :binary.last(value)
+    last != ?\s and last != ?\t and no_nul_cr_lf?(value)
   end
+
+  defp no_nul_cr_lf?(<<c, _::binary>>) when c in [0, ?\r, ?\n], do: false
+  defp no_nul_cr_lf?(<<_, rest::binary>>), do: no_nul_cr_lf?(rest)
+  defp no_nul_cr_lf?(<<>>), do: true
 
   # The connection answers calls with {ref, reply}; it is linked to us, so if it dies we do too.
   defp call(%__MODULE__{conn: conn, stream_id: id}, request) do

@@ -72,33 +72,32 @@ defmodule H2Flow.Plug.Adapter do
   """
   @spec conn(Req.t()) :: struct()
   def conn(%Req{} = req) do
-    scheme = if req.tls_info, do: "https", else: "http"
-    {host, port} = host_and_port(req.authority || "", scheme)
-
+    {scheme, default_port} = if req.tls_info, do: {"https", 443}, else: {"http", 80}
+    {host, port} = host_and_port(req.authority || "", default_port)
     uri = %URI{scheme: scheme, host: host, port: port, path: req.path, query: req.qs}
     {ip, _port} = req.peer || {{0, 0, 0, 0}, 0}
     headers = Map.to_list(req.headers)
     Plug.Conn.Adapter.conn({__MODULE__, %__MODULE__{req: req}}, req.method, uri, ip, headers)
   end
 
-  defp host_and_port("[" <> _ = authority, scheme) do
+  defp host_and_port("[" <> _ = authority, default_port) do
     case :binary.split(authority, "]:") do
-      [host, port] -> {host <> "]", port(port, scheme)}
-      [host] -> {host, URI.default_port(scheme)}
+      [host, port] -> {host <> "]", port(port, default_port)}
+      [host] -> {host, default_port}
     end
   end
 
-  defp host_and_port(authority, scheme) do
+  defp host_and_port(authority, default_port) do
     case :binary.split(authority, ":") do
-      [host, port] -> {host, port(port, scheme)}
-      [host] -> {host, URI.default_port(scheme)}
+      [host, port] -> {host, port(port, default_port)}
+      [host] -> {host, default_port}
     end
   end
 
-  defp port(port, scheme) do
+  defp port(port, default_port) do
     case Integer.parse(port) do
       {n, ""} when n in 0..65_535 -> n
-      _ -> URI.default_port(scheme)
+      _ -> default_port
     end
   end
 
@@ -138,7 +137,7 @@ defmodule H2Flow.Plug.Adapter do
         {:error, :timeout}
 
       {:more, "", req} ->
-        {:more, IO.iodata_to_binary(acc), %{adapter | req: req}}
+        {:more, joined(acc), %{adapter | req: req}}
 
       {:more, data, req} when got + byte_size(data) >= length ->
         deliver(%{adapter | req: req}, :more, [acc | data], length)
@@ -154,7 +153,7 @@ defmodule H2Flow.Plug.Adapter do
   # At most `length` bytes go back (Plug's :length); the rest waits in `rest` for the next call
   # (a body that came whole with its request can be larger than :length).
   defp deliver(adapter, tag, data, length) do
-    data = IO.iodata_to_binary(data)
+    data = joined(data)
 
     case data do
       <<head::binary-size(length), rest::binary>> when rest != "" ->
@@ -164,6 +163,11 @@ defmodule H2Flow.Plug.Adapter do
         {tag, data, %{adapter | rest: nil}}
     end
   end
+
+  # One piece is handed on as it is (no copy of a body that came in one piece).
+  defp joined([[] | data]) when is_binary(data), do: data
+  defp joined(data) when is_binary(data), do: data
+  defp joined(iodata), do: IO.iodata_to_binary(iodata)
 
   # --- responses -------------------------------------------------------------------------
 
