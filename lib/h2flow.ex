@@ -1,7 +1,7 @@
 defmodule H2Flow do
   @moduledoc """
-  An HTTP/2 server for Cowboy-style handlers, built around a flow-control engine that keeps
-  memory bounded and WINDOW_UPDATE traffic minimal.
+  An HTTP/2 server for Cowboy-style handlers (or a Plug, option `:plug`), built around a
+  flow-control engine that keeps memory bounded and WINDOW_UPDATE traffic minimal.
 
       defmodule MyApp.Hello do
         @behaviour H2Flow.Handler
