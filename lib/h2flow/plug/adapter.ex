@@ -10,7 +10,8 @@ defmodule H2Flow.Plug.Adapter do
 
         def call(conn, _opts) do
           {:ok, body, conn} = Plug.Conn.read_body(conn)
-          Plug.Conn.send_resp(conn, 200, "got \#{byte_size(body)} bytes over \#{Plug.Conn.get_http_protocol(conn)}")
+          protocol = Plug.Conn.get_http_protocol(conn)
+          Plug.Conn.send_resp(conn, 200, "got \#{byte_size(body)} bytes over \#{protocol}")
         end
       end
 
@@ -27,8 +28,8 @@ defmodule H2Flow.Plug.Adapter do
     * `send_resp/4` is `H2Flow.Req.reply/4`; `send_chunked/3` and `chunk/2` are
       `H2Flow.Req.stream_reply/3` and `H2Flow.Req.stream_body/3`, so `chunk/2` blocks while
       the stream's send queue is full (a client that does not read slows the plug down).
-    * `send_file/6` reads the file #{div(131_072, 1024)} KiB at a time and streams it the same way:
-      memory stays bounded whatever the file's size (there is no sendfile through HTTP/2 framing).
+    * `send_file/6` reads the file 128 KiB at a time and streams it the same way: memory stays
+      bounded whatever the file's size (there is no sendfile through HTTP/2 framing).
     * `inform/3` sends a 1xx response (`H2Flow.Req.inform/3`), e.g. 103 Early Hints.
     * `push/3` returns `{:error, :not_supported}` (h2flow never sends PUSH_PROMISE);
       `upgrade/3` returns `{:error, :not_supported}` and logs why: WebSockets over HTTP/2 need
