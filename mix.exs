@@ -31,7 +31,8 @@ defmodule H2Flow.MixProject do
   defp elixirc_paths(_), do: ["lib"]
 
   # :bench builds the NIF with cargo's release profile, like :prod (see the compiler in mix/).
-  defp preferred_envs, do: ["test.all": :test, "h2flow.bench": :bench]
+  defp preferred_envs,
+    do: ["test.all": :test, "h2flow.bench": :bench, "h2flow.bench.plug": :bench]
 
   defp aliases do
     ["test.all": [&cargo_test/1, "test"]]

@@ -1,7 +1,7 @@
 defmodule H2Flow do
   @moduledoc """
-  An HTTP/2 server for Cowboy-style handlers, built around a flow-control engine that keeps
-  memory bounded and WINDOW_UPDATE traffic minimal.
+  An HTTP/2 server for Cowboy-style handlers (or a Plug, option `:plug`), built around a
+  flow-control engine that keeps memory bounded and WINDOW_UPDATE traffic minimal.
 
       defmodule MyApp.Hello do
         @behaviour H2Flow.Handler
@@ -31,8 +31,14 @@ defmodule H2Flow do
 
   Unknown options raise `ArgumentError`.
 
-    * `:handler` (required): the `H2Flow.Handler` module.
+    * `:handler`: the `H2Flow.Handler` module. One of `:handler` and `:plug` is required.
     * `:handler_opts` (default `[]`): passed to the handler's `init/2` as its state.
+    * `:plug`: a module plug, `MyPlug` or `{MyPlug, opts}`, run for every request instead of a
+      handler (exclusive with `:handler` and `:handler_opts`). Its `init/1` runs once, when the
+      server starts; each request runs `call/2` in a process of its own with a `Plug.Conn`
+      whose adapter is `H2Flow.Plug.Adapter`. Needs Plug in the application (h2flow does not
+      depend on it). A plug that raises gets the status of `Plug.Exception.status/1` (500 for
+      most errors, logged), or a RST_STREAM INTERNAL_ERROR once its response had started.
     * `:ip` (default `{0, 0, 0, 0}`), `:port` (default `8080`; `0` picks a free port, see
       `port/1`).
     * `:transport` (default `:tcp`): `:tcp` (h2c, prior knowledge) or `:tls` (h2, ALPN).
@@ -97,13 +103,20 @@ defmodule H2Flow do
   @doc "The port the server listens on (useful with `port: 0`)."
   @spec port(server()) :: :inet.port_number()
   def port(server) do
+    {_ip, port} = address(server)
+    port
+  end
+
+  @doc "The address and port the server listens on."
+  @spec address(server()) :: {:inet.ip_address(), :inet.port_number()}
+  def address(server) do
     stats = H2Flow.Server.child(server, H2Flow.Server.Stats)
     socket = GenServer.call(stats, :socket)
 
-    {:ok, {_ip, port}} =
+    {:ok, address} =
       H2Flow.Transport.module(GenServer.call(stats, :config).transport).sockname(socket)
 
-    port
+    address
   end
 
   @doc """
@@ -161,15 +174,8 @@ defmodule H2Flow do
     engine_keys = H2Flow.Engine.Options.keys()
     {engine_opts, opts} = Keyword.split(opts, engine_keys)
     {gen_opts, opts} = Keyword.split(opts, [:name])
-    handler = Keyword.get(opts, :handler) || raise ArgumentError, ":handler is required"
-
-    unless is_atom(handler) and Code.ensure_loaded?(handler) and
-             function_exported?(handler, :init, 2) do
-      raise ArgumentError,
-            ":handler must be a module implementing H2Flow.Handler, got: #{inspect(handler)}"
-    end
-
-    opts = Keyword.merge(@server_defaults, Keyword.delete(opts, :handler))
+    {handler, opts} = handler!(opts)
+    opts = Keyword.merge(@server_defaults, opts)
 
     for {key, _} <- opts, not Keyword.has_key?(@server_defaults, key) do
       raise ArgumentError, "unknown option #{inspect(key)}"
@@ -212,6 +218,56 @@ defmodule H2Flow do
         |> min(1_000),
       stats: nil
     })
+  end
+
+  # `:handler` (with `:handler_opts`), or `:plug`, which runs through H2Flow.Plug.Handler.
+  defp handler!(opts) do
+    case {Keyword.pop(opts, :handler), Keyword.pop(opts, :plug)} do
+      {{nil, _}, {nil, _}} ->
+        raise ArgumentError, ":handler is required (or :plug, to run a Plug)"
+
+      {{handler, opts}, {nil, _}} ->
+        unless is_atom(handler) and Code.ensure_loaded?(handler) and
+                 function_exported?(handler, :init, 2) do
+          raise ArgumentError,
+                ":handler must be a module implementing H2Flow.Handler, got: #{inspect(handler)}"
+        end
+
+        {handler, opts}
+
+      {{nil, _}, {plug, opts}} ->
+        check!(
+          not Keyword.has_key?(opts, :handler_opts),
+          ":handler_opts goes with :handler; a plug's options are given as plug: {MyPlug, opts}"
+        )
+
+        {H2Flow.Plug.Handler, [{:handler_opts, plug!(plug)} | opts]}
+
+      _ ->
+        raise ArgumentError, ":handler and :plug are exclusive: a server runs one or the other"
+    end
+  end
+
+  # The plug's init/1 runs once, here, as Plug's adapters do.
+  defp plug!(plug) do
+    {plug, plug_opts} =
+      case plug do
+        {plug, plug_opts} -> {plug, plug_opts}
+        plug -> {plug, []}
+      end
+
+    check!(
+      Code.ensure_loaded?(Plug.Conn),
+      ":plug needs Plug: add it to your application's dependencies"
+    )
+
+    check!(
+      is_atom(plug) and Code.ensure_loaded?(plug) and function_exported?(plug, :init, 1) and
+        function_exported?(plug, :call, 2),
+      ":plug must be a module plug (init/1 and call/2) or {module, opts}, got: #{inspect(plug)}"
+    )
+
+    {plug, plug.init(plug_opts)}
   end
 
   defp check!(true, _message), do: :ok

@@ -21,3 +21,34 @@ case System.get_env("COWBOY_EBIN", "") do
     IO.puts("Excluding the :no_cowboy tests: COWBOY_EBIN is set.")
     ExUnit.configure(exclude: [:no_cowboy | Keyword.get(ExUnit.configuration(), :exclude, [])])
 end
+
+# Plug and Phoenix (tags :plug and :phoenix: test/h2flow/plug_*_test.exs, phoenix_test.exs):
+# h2flow does not depend on them, so those tests run only against builds named by PLUG_EBIN
+# (the ebin directories of plug, mime, plug_crypto and telemetry, colon-separated) and
+# PHOENIX_EBIN (phoenix, phoenix_pubsub, phoenix_template, websock, websock_adapter, castore,
+# jason and Plug's); see the README, "Using with Plug and Phoenix". The JSON parser test (tag
+# :jason) needs Jason in one of them. The :no_plug tests need a VM without Plug.
+ebin = fn var ->
+  for dir <- String.split(System.get_env(var, ""), ":", trim: true) do
+    Code.prepend_path(dir) == true || raise "#{var}: #{dir} is not a directory"
+  end
+end
+
+plug? = ebin.("PLUG_EBIN") != []
+phoenix? = ebin.("PHOENIX_EBIN") != []
+
+excluded =
+  [
+    {not plug?, :plug, "PLUG_EBIN is not set"},
+    {plug? or phoenix?, :no_plug, "Plug is in the code path"},
+    {not phoenix?, :phoenix, "PHOENIX_EBIN is not set"},
+    {not Code.ensure_loaded?(Jason), :jason, "Jason is not in PLUG_EBIN or PHOENIX_EBIN"}
+  ]
+  |> Enum.filter(&elem(&1, 0))
+
+for {_, tag, reason} <- excluded, do: IO.puts("Excluding the #{inspect(tag)} tests: #{reason}.")
+exclude = for {_, tag, _} <- excluded, do: tag
+ExUnit.configure(exclude: exclude ++ Keyword.get(ExUnit.configuration(), :exclude, []))
+
+if plug?, do: {:ok, _} = Application.ensure_all_started(:plug)
+if phoenix?, do: {:ok, _} = Application.ensure_all_started(:phoenix)

@@ -207,8 +207,16 @@ defmodule H2Flow.Connection do
     with {:ok, sock} <- transport.handshake(sock, config.preface_timeout),
          :ok <- check_alpn(transport, sock),
          {:ok, peer} <- transport.peername(sock),
+         {:ok, local} <- transport.sockname(sock),
          :ok <- transport.setopts(sock, socket_opts(config)) do
-      {:ok, %{s | socket: sock, streams: Streams.new(s.engine, config, peer, transport)}}
+      # Over TLS, the client's certificate and the session's parameters (Plug's get_ssl_data).
+      cert = with {:ok, der} <- transport.peer_cert(sock), do: der, else: (_ -> nil)
+
+      tls_info =
+        with {:ok, info} <- transport.connection_information(sock), do: info, else: (_ -> nil)
+
+      conn = %{peer: peer, sock: local, cert: cert, tls_info: tls_info}
+      {:ok, %{s | socket: sock, streams: Streams.new(s.engine, config, conn)}}
     end
   end
 

@@ -51,6 +51,9 @@ defmodule H2Flow.Req do
     :path,
     :qs,
     :peer,
+    :sock,
+    :cert,
+    :tls_info,
     :content_length,
     headers: %{},
     has_body: false,
@@ -73,6 +76,9 @@ defmodule H2Flow.Req do
           path: binary(),
           qs: binary(),
           peer: {:inet.ip_address(), :inet.port_number()} | nil,
+          sock: {:inet.ip_address(), :inet.port_number()} | nil,
+          cert: binary() | nil,
+          tls_info: keyword() | nil,
           content_length: non_neg_integer() | nil,
           headers: %{optional(binary()) => binary()},
           has_body: boolean(),
@@ -125,6 +131,24 @@ defmodule H2Flow.Req do
   @doc "The peer's address and port."
   @spec peer(t()) :: {:inet.ip_address(), :inet.port_number()} | nil
   def peer(%__MODULE__{peer: p}), do: p
+
+  @doc "The local address and port of the connection (`cowboy_req:sock/1`)."
+  @spec sock(t()) :: {:inet.ip_address(), :inet.port_number()} | nil
+  def sock(%__MODULE__{sock: s}), do: s
+
+  @doc """
+  The client's TLS certificate (DER), or `nil` over h2c or when the client sent none
+  (`cowboy_req:cert/1`).
+  """
+  @spec cert(t()) :: binary() | nil
+  def cert(%__MODULE__{cert: c}), do: c
+
+  @doc """
+  The parameters of the TLS session (`:ssl.connection_information/1`: protocol, cipher suite,
+  SNI host name, ...), or `nil` over h2c.
+  """
+  @spec tls_info(t()) :: keyword() | nil
+  def tls_info(%__MODULE__{tls_info: info}), do: info
 
   @doc "The HTTP/2 stream identifier of the request."
   @spec stream_id(t()) :: pos_integer()
@@ -227,8 +251,9 @@ defmodule H2Flow.Req do
 
   def reply(status, headers, body, %__MODULE__{resp: :none} = req) do
     body = IO.iodata_to_binary(body)
-    headers = response_headers(headers, body)
-    cast(req, {:reply, status_binary(status), headers, body})
+    status = status_binary(status)
+    headers = response_headers(status, headers, body)
+    cast(req, {:reply, status, headers, body})
     %{req | resp: :sent}
   end
 
@@ -283,9 +308,9 @@ defmodule H2Flow.Req do
   end
 
   @doc """
-  Sends an informational (1xx) response before the final one, e.g. `103 Early Hints` with
-  `link` fields. Raises `ArgumentError` for a status outside 100..199 (101 is not allowed in
-  HTTP/2, RFC 9113 §8.6) or once the final response was sent.
+  Sends an informational (1xx) response before the final one, e.g. `103` Early Hints with
+  `link` fields. Any number may precede the response; `101` does not exist in HTTP/2
+  (RFC 9113 §8.6). Raises `ArgumentError` once a response was sent, and for invalid fields.
   """
   @spec inform(100..199, headers(), t()) :: :ok
   def inform(status, headers \\ %{}, req)
@@ -295,11 +320,14 @@ defmodule H2Flow.Req do
     cast(req, {:inform, Integer.to_string(status), normalize_headers(headers)})
   end
 
-  def inform(status, _headers, %__MODULE__{resp: :none}),
-    do: raise(ArgumentError, "invalid informational status #{inspect(status)}")
+  def inform(status, _headers, %__MODULE__{resp: :none}) do
+    raise ArgumentError,
+          "invalid informational status #{inspect(status)}: 100..199 except 101 (RFC 9113 8.6)"
+  end
 
-  def inform(_status, _headers, %__MODULE__{}),
-    do: raise(ArgumentError, "a final response was already sent on this stream")
+  def inform(_status, _headers, %__MODULE__{}) do
+    raise ArgumentError, "a response was already sent on this stream"
+  end
 
   @doc "Resets the stream (RST_STREAM), e.g. with `:cancel`. The handler should return next."
   @spec reset(t(), H2Flow.Engine.error_code()) :: :ok
@@ -321,10 +349,12 @@ defmodule H2Flow.Req do
   defp status_binary(status),
     do: raise(ArgumentError, "invalid status #{inspect(status)}: a final status is 200..599")
 
-  defp response_headers(headers, body) do
+  # No content-length is made up for 204 (RFC 9110 8.6 forbids it) or 304 (where it would
+  # have to be the length of the representation, not of this empty body).
+  defp response_headers(status, headers, body) do
     headers = normalize_headers(headers)
 
-    if List.keymember?(headers, "content-length", 0),
+    if status in ["204", "304"] or List.keymember?(headers, "content-length", 0),
       do: headers,
       else: [{"content-length", Integer.to_string(byte_size(body))} | headers]
   end
@@ -377,11 +407,19 @@ defmodule H2Flow.Req do
   defp tchars?(<<>>), do: true
   defp tchars?(_), do: false
 
+  # One pass over the bytes (String.contains?/2 with a list compiles a pattern on every call:
+  # a third of the cost of a small response).
+  defp valid_value?(""), do: true
+  defp valid_value?(<<c, _::binary>>) when c in [?\s, ?\t], do: false
+
   defp valid_value?(value) do
-    not String.contains?(value, [<<0>>, "\r", "\n"]) and
-      not String.starts_with?(value, [" ", "\t"]) and
-      not String.ends_with?(value, [" ", "\t"])
+    last = :binary.last(value)
+    last != ?\s and last != ?\t and no_nul_cr_lf?(value)
   end
+
+  defp no_nul_cr_lf?(<<c, _::binary>>) when c in [0, ?\r, ?\n], do: false
+  defp no_nul_cr_lf?(<<_, rest::binary>>), do: no_nul_cr_lf?(rest)
+  defp no_nul_cr_lf?(<<>>), do: true
 
   # The connection answers calls with {ref, reply}. Its handlers are linked to it; another
   # process waits on a monitor, so that a connection that goes away answers {:error, :closed}.

@@ -24,6 +24,8 @@ defmodule H2Flow.Transport do
   @callback close(socket()) :: :ok
   @doc "The peer's certificate (DER), if it sent one."
   @callback peer_cert(socket()) :: {:ok, binary()} | {:error, term()}
+  @doc "The TLS session's parameters (`:ssl.connection_information/1`)."
+  @callback connection_information(socket()) :: {:ok, keyword()} | {:error, term()}
 
   @doc "The module for a `:transport` option."
   @spec module(:tcp | :tls) :: module()

@@ -6,10 +6,8 @@ defmodule H2Flow.Connection.Request do
 
   alias H2Flow.Req
 
-  @doc "What every request of a connection shares."
-  def context(config, peer, transport) do
-    %{peer: peer, transport: transport, tls: config.transport == :tls}
-  end
+  @doc "What every request of a connection shares: the peer, the local address, TLS details."
+  def context(config, conn), do: Map.put(conn, :tls, config.transport == :tls)
 
   @doc """
   The request of a `{:request, ...}` engine event; `body` is `nil` (no body) or the body bytes
@@ -30,6 +28,9 @@ defmodule H2Flow.Connection.Request do
       path: path,
       qs: qs,
       peer: ctx.peer,
+      sock: ctx.sock,
+      cert: ctx.cert,
+      tls_info: ctx.tls_info,
       headers: headers,
       content_length: length,
       has_body: body != nil,

@@ -44,12 +44,12 @@ defmodule H2Flow.Connection.Streams do
   @doc false
   def counters, do: %__MODULE__{}.counters
 
-  def new(engine, config, peer, transport) do
+  def new(engine, config, conn) do
     %__MODULE__{
       engine: engine,
       handler: config.handler,
       handler_opts: config.handler_opts,
-      ctx: Request.context(config, peer, transport)
+      ctx: Request.context(config, conn)
     }
   end
 

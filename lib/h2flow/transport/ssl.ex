@@ -36,4 +36,6 @@ defmodule H2Flow.Transport.SSL do
   def close(socket), do: :ssl.close(socket)
   @impl true
   def peer_cert(socket), do: :ssl.peercert(socket)
+  @impl true
+  def connection_information(socket), do: :ssl.connection_information(socket)
 end

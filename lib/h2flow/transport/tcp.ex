@@ -28,4 +28,6 @@ defmodule H2Flow.Transport.TCP do
   def close(socket), do: :gen_tcp.close(socket)
   @impl true
   def peer_cert(_socket), do: {:error, :no_peercert}
+  @impl true
+  def connection_information(_socket), do: {:error, :not_tls}
 end

@@ -25,6 +25,9 @@ defmodule Mix.Tasks.H2flow.Bench do
     * `slow`: one connection, 64 streams each POSTing 16 KiB to a handler that sleeps 500 ms
       before reading: the WINDOW_UPDATE frames sent and the writes that carried them.
     * `upload`: one 256 MiB POST to `/echo`: seconds and MB/s.
+    * `plug`: `GET /` and the 16 KiB POST as a Plug on h2flow, beside the native handler and
+      Bandit serving the same Plug (`mix help h2flow.bench.plug`; needs `PLUG_EBIN`, and
+      `BANDIT_EBIN` for Bandit, else skipped).
     * `core`: `cargo bench -p h2flow_core --bench data`: DATA-heavy decoding in GB/s.
 
   Every h2load row is the median of `--runs` runs (after one warm-up run for `get` and
@@ -43,7 +46,7 @@ defmodule Mix.Tasks.H2flow.Bench do
 
   alias Mix.Tasks.H2flow.Bench.{Handler, IdleMemory, NifRecv}
 
-  @sections ~w(memory nif get post slow upload core)
+  @sections ~w(memory nif get post slow upload plug core)
   @switches [runs: :integer, only: :string, quick: :boolean, write: :boolean]
   @markers {"<!-- results:begin -->", "<!-- results:end -->"}
 
@@ -52,7 +55,7 @@ defmodule Mix.Tasks.H2flow.Bench do
     opts = parse_args!(args)
     h2load = System.find_executable("h2load")
 
-    if Enum.any?(opts.sections, &(&1 in ~w(get post slow upload))) and h2load == nil do
+    if Enum.any?(opts.sections, &(&1 in ~w(get post slow upload plug))) and h2load == nil do
       Mix.raise("h2flow.bench needs h2load on PATH (Debian: apt-get install nghttp2-client)")
     end
 
@@ -277,6 +280,9 @@ defmodule Mix.Tasks.H2flow.Bench do
       ]
     }
   end
+
+  # The Plug rows (issue 17), in a module of their own: see `mix help h2flow.bench.plug`.
+  defp section("plug", ctx), do: Mix.Tasks.H2flow.Bench.Plug.section(ctx)
 
   defp section("core", ctx) do
     cargo = Mix.Tasks.Compile.H2flowNative.cargo!()
