@@ -27,7 +27,10 @@ defmodule H2Flow.MixProject do
     [extra_applications: [:logger, :crypto, :ssl, :public_key]]
   end
 
+  # Benchmark code (bench/lib: `mix h2flow.bench` and its handlers) is compiled in :bench only,
+  # so it never ships in an application's build.
   defp elixirc_paths(:test), do: ["lib", "test/support"]
+  defp elixirc_paths(:bench), do: ["lib", "bench/lib"]
   defp elixirc_paths(_), do: ["lib"]
 
   # :bench builds the NIF with cargo's release profile, like :prod (see the compiler in mix/).

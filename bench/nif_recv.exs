@@ -12,7 +12,7 @@ calls =
 
 IO.puts("NIF profile: #{H2Flow.Native.profile()}; #{calls} calls per size")
 
-results = Mix.Tasks.H2flow.Bench.NifRecv.run([16_384, 65_536], calls)
+results = H2Flow.Bench.NifRecv.run([16_384, 65_536], calls)
 
 for {size, r} <- Enum.sort(results) do
   IO.puts(

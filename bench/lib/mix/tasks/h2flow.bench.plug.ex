@@ -4,7 +4,7 @@ defmodule Mix.Tasks.H2flow.Bench.Plug do
   @moduledoc """
   The Plug rows of the benchmark (issue 17): the same hello-world `GET /` and 16 KiB
   `POST /echo` served three ways in one VM, runs interleaved: by h2flow's native handler
-  (`Mix.Tasks.H2flow.Bench.Handler`), by a Plug on h2flow (`plug:`), and by the same Plug on
+  (`H2Flow.Bench.Handler`), by a Plug on h2flow (`plug:`), and by the same Plug on
   Bandit when Bandit is in the code path. It runs in the `:bench` environment (release NIF):
 
       PLUG_EBIN=... [BANDIT_EBIN=...] mix h2flow.bench.plug [--requests N] [--runs N] [--quick]
@@ -22,7 +22,7 @@ defmodule Mix.Tasks.H2flow.Bench.Plug do
 
   use Mix.Task
 
-  alias Mix.Tasks.H2flow.Bench.Handler
+  alias H2Flow.Bench.{Handler, Load, PlugApp}
 
   # Bandit is in the code path only when BANDIT_EBIN is set.
   @compile {:no_warn_undefined, [Bandit, ThousandIsland]}
@@ -98,7 +98,7 @@ defmodule Mix.Tasks.H2flow.Bench.Plug do
   defp start_servers(bandit?) do
     local = [ip: {127, 0, 0, 1}, port: 0]
     {:ok, native} = H2Flow.start_link([handler: Handler] ++ local)
-    {:ok, plug} = H2Flow.start_link([plug: __MODULE__.App] ++ local)
+    {:ok, plug} = H2Flow.start_link([plug: PlugApp] ++ local)
 
     h2flow = [
       {"native handler", H2Flow.port(native), fn -> H2Flow.stop(native) end},
@@ -106,7 +106,7 @@ defmodule Mix.Tasks.H2flow.Bench.Plug do
     ]
 
     if bandit? do
-      opts = [plug: __MODULE__.App, startup_log: false] ++ local
+      opts = [plug: PlugApp, startup_log: false] ++ local
       {:ok, pid} = Bandit.start_link(opts)
       {:ok, {_ip, port}} = ThousandIsland.listener_info(pid)
       h2flow ++ [{"Plug on Bandit", port, fn -> Supervisor.stop(pid) end}]
@@ -184,67 +184,12 @@ defmodule Mix.Tasks.H2flow.Bench.Plug do
   end
 
   defp h2load!(ctx, n, port, path, extra) do
-    args = ["-n", "#{n}", "-c", "10", "-m", "100"] ++ extra ++ ["http://127.0.0.1:#{port}#{path}"]
-    cpu0 = cpu_us()
-    {out, status} = System.cmd(ctx.h2load, args, stderr_to_stdout: true)
-    cpu1 = cpu_us()
-
-    with 0 <- status,
-         [_, ok] <-
-           Regex.run(~r/requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded/, out),
-         [_, rps] <- Regex.run(~r/finished in [^,]+, ([\d.]+) req\/s/, out),
-         ^n <- String.to_integer(ok) do
-      %{rps: String.to_float(rps), cpu_us: (cpu1 - cpu0) / n}
-    else
-      _ -> Mix.raise("h2load #{Enum.join(args, " ")} failed:\n" <> out)
-    end
+    args = ["-n", "#{n}", "-c", "10", "-m", "100"] ++ extra
+    r = Load.run!(ctx.h2load, args, "http://127.0.0.1:#{port}#{path}")
+    if r.succeeded != n, do: Mix.raise("h2load: #{r.succeeded} of #{n} requests succeeded")
+    r
   end
 
-  # User + system CPU time of this OS process, in µs (USER_HZ 100).
-  defp cpu_us do
-    [_, rest] = "/proc/self/stat" |> File.read!() |> String.split(") ", parts: 2)
-    fields = String.split(rest, " ")
-    (String.to_integer(Enum.at(fields, 11)) + String.to_integer(Enum.at(fields, 12))) * 10_000
-  end
-
-  defp median(values) do
-    sorted = Enum.sort(values)
-    n = length(sorted)
-
-    if rem(n, 2) == 1,
-      do: Enum.at(sorted, div(n, 2)),
-      else: (Enum.at(sorted, div(n, 2) - 1) + Enum.at(sorted, div(n, 2))) / 2
-  end
-
-  defp dec(x, digits \\ 1), do: :erlang.float_to_binary(x / 1, decimals: digits)
-end
-
-defmodule Mix.Tasks.H2flow.Bench.Plug.App do
-  @moduledoc false
-  # The Plug the Plug rows serve, on h2flow and on Bandit: GET / answers "Hello world!" as
-  # text/plain; POST /echo reads the body piece by piece and answers its size (the native
-  # handler's two routes).
-
-  # Plug is in the code path only when PLUG_EBIN is set (see Mix.Tasks.H2flow.Bench.Plug).
-  @compile {:no_warn_undefined, Plug.Conn}
-
-  def init(opts), do: opts
-
-  def call(%{method: "POST", request_path: "/echo"} = conn, _opts) do
-    {size, conn} = read_all(conn, 0)
-    conn |> Plug.Conn.put_resp_content_type("text/plain") |> Plug.Conn.send_resp(200, "#{size}")
-  end
-
-  def call(conn, _opts) do
-    conn
-    |> Plug.Conn.put_resp_content_type("text/plain")
-    |> Plug.Conn.send_resp(200, "Hello world!")
-  end
-
-  defp read_all(conn, size) do
-    case Plug.Conn.read_body(conn) do
-      {:ok, data, conn} -> {size + byte_size(data), conn}
-      {:more, data, conn} -> read_all(conn, size + byte_size(data))
-    end
-  end
+  defp median(values), do: Load.median(values)
+  defp dec(x, digits \\ 1), do: H2Flow.Bench.Report.dec(x, digits)
 end
