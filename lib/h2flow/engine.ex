@@ -102,7 +102,10 @@ defmodule H2Flow.Engine do
           | {:send_window_open, stream_id()}
           | {:send_timeout, stream_id()}
 
-  # recv/2 feeds the NIF at most this much per call, so one call stays well under 1 ms.
+  # recv/2 feeds the NIF at most this much per call, so one call stays well under 1 ms. The NIF
+  # returns a DATA payload of at least a quarter of its input as a sub-binary (a smaller one is
+  # copied, so that unread data never pins more than four times its size): at 64 KiB, full
+  # 16 KiB frames are not copied.
   @chunk 65_536
 
   @doc "Creates an engine. The server preface goes out with the first `flush/1`."

@@ -208,7 +208,7 @@ defmodule H2Flow.Req do
   # (credits it) without an answer to wait for.
   defp read_body(%__MODULE__{body: {chunks, true}} = req, _length, _period) do
     cast(req, :read_all)
-    {:ok, IO.iodata_to_binary(chunks), %{req | body: nil, body_state: :done}}
+    {:ok, joined(chunks), %{req | body: nil, body_state: :done}}
   end
 
   # The engine decides what the read gets: the bytes it already forwarded to this process (and
@@ -231,9 +231,15 @@ defmodule H2Flow.Req do
     receive do
       {:"$h2flow_data", ^id, data} -> collect(id, ref, [acc | data])
       {^ref, {:error, _} = error} -> error
-      {^ref, status} -> {status, IO.iodata_to_binary(acc)}
+      {^ref, status} -> {status, joined(acc)}
     end
   end
+
+  # A body that arrived in one piece is handed on as it is (a sub-binary of the socket's
+  # read), not copied into a new binary.
+  defp joined([bin]) when is_binary(bin), do: bin
+  defp joined([[], bin]) when is_binary(bin), do: bin
+  defp joined(chunks), do: IO.iodata_to_binary(chunks)
 
   @doc """
   Sends a complete response. `headers` are lowercase names to iodata values; `content-length`

@@ -25,7 +25,7 @@ use crate::IdMap;
 
 /// The window HTTP/2 starts every window with, and the one `cow_http2_machine` gives streams
 /// until the peer acknowledged its SETTINGS.
-const DEFAULT_WINDOW: i64 = 65_535;
+const DEFAULT_WINDOW: i64 = crate::scheduler::DEFAULT_WINDOW as i64;
 
 /// Demand "without bound": a stream that can take any demand without its window being raised.
 const UNBOUNDED: i64 = i64::MAX;
@@ -194,8 +194,6 @@ pub struct CowboyMirror {
     window_max: i64,
     lingering: Vec<Lingering>,
     lingering_total: i64,
-    /// What the scheduler lets the peer send on the connection (its view, from its credits).
-    remaining: i64,
     /// Scheduler events not flushed yet.
     dirty: bool,
     stream_window: i64,
@@ -241,7 +239,6 @@ impl CowboyMirror {
             window_max: window,
             lingering: Vec::new(),
             lingering_total: 0,
-            remaining: window,
             dirty: false,
             stream_window,
             received: 0,
@@ -366,7 +363,7 @@ impl CowboyMirror {
 
     fn received(&mut self, id: u32, size: i64, fin: bool) {
         let Some(mut s) = self.streams.get(&id).copied() else { return };
-        let fed = size.min(self.remaining.max(0)).min(s.remaining.max(0));
+        let fed = size.min(self.remaining().max(0)).min(s.remaining.max(0));
         // cowboy_stream_h's data/4: a waiting read takes the bytes; otherwise they are buffered.
         let taken = match s.waiting {
             Waiting::None => {
@@ -407,7 +404,6 @@ impl CowboyMirror {
         self.flow = (self.flow - size).max(0);
         self.window -= size;
         self.window_max -= size;
-        self.remaining -= fed;
         self.put_stream(id, s);
         self.flush();
     }
@@ -527,16 +523,20 @@ impl CowboyMirror {
         Plan { demand, ask: self.ask.take() }
     }
 
-    /// The scheduler's credits raise its view of what the peer may send.
+    /// The scheduler's credits raise its view of what the peer may send on the streams (its
+    /// view of the connection is [`CowboyMirror::remaining`]).
     fn flush(&mut self) {
-        let (streams, remaining) = (&mut self.streams, &mut self.remaining);
+        let streams = &mut self.streams;
         self.sched.flush(|id, credit| {
-            if id == 0 {
-                *remaining += credit as i64;
-            } else if let Some(s) = streams.get_mut(&id) {
+            if let Some(s) = streams.get_mut(&id).filter(|_| id != 0) {
                 s.remaining += credit as i64;
             }
         });
+    }
+
+    /// What the scheduler lets the peer send on the connection.
+    fn remaining(&self) -> i64 {
+        self.sched.connection_remaining()
     }
 
     /// The demand to emit on stream `id` so that Cowboy's windows reach the scheduler's view of
@@ -547,7 +547,7 @@ impl CowboyMirror {
         // Nothing owed, and Cowboy's demands within its windows: no WINDOW_UPDATE, now or at the
         // check after this DATA frame. The common case.
         if self.lingering_total == 0
-            && self.remaining <= self.window
+            && self.remaining() <= self.window
             && s.remaining <= s.window
             && s.flow <= s.window
             && self.flow <= self.window
@@ -585,7 +585,7 @@ impl CowboyMirror {
     /// content-length).
     fn carry_short(&mut self, id: u32, s: &MStream, callback: Callback, base: i64) -> i64 {
         let need = if self.window - self.lingering() < self.max_frame_size {
-            self.connection_demand(Some(self.remaining.min(self.coverage)))
+            self.connection_demand(Some(self.remaining().min(self.coverage)))
         } else {
             None
         };
@@ -645,7 +645,7 @@ impl CowboyMirror {
     /// exactly, when the window is known; otherwise a demand that covers it and the lingering
     /// DATA whatever the window is (cow_http2_machine raises its window to at least the demand).
     fn connection_demand(&self, target: Option<i64>) -> Option<i64> {
-        let target = target.unwrap_or(self.remaining);
+        let target = target.unwrap_or(self.remaining());
         let lingering = self.lingering();
         let owed = target - (self.window - lingering);
         if owed <= 0 {
