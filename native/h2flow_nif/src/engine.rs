@@ -312,6 +312,20 @@ fn engine_check_timeouts<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>) 
     })
 }
 
+/// Checks response fields as the engine will (`fields::validate_response_field`), so that an
+/// application's mistake raises where it was made: `:ok` or `{:error, name, message}` for the
+/// first invalid field.
+#[rustler::nif]
+fn fields_check<'a>(env: Env<'a>, fields: Vec<(Binary<'a>, Binary<'a>)>) -> NifResult<Term<'a>> {
+    for (name, value) in &fields {
+        if let Err(message) = h2flow_core::fields::validate_response_field(name.as_slice(), value.as_slice())
+        {
+            return Ok((terms::error(), name.to_term(env), message).encode(env));
+        }
+    }
+    Ok(terms::ok().encode(env))
+}
+
 /// Every engine option's default, as `H2Flow.Engine.Options` names them: the one definition
 /// of the defaults is `h2flow_core::Config::default()`.
 #[rustler::nif]
