@@ -3,7 +3,7 @@ defmodule H2Flow.Interop.CurlTest do
   # H2Flow.TLS.self_signed/1 given with --cacert): --parallel downloads, 200 URLs at most 100 at
   # a time, every file checked against its hash; uploads from standard input (-T -, without
   # content-length; --data-binary @-, with) and from a file (-T file, --data-binary @file),
-  # the server answering the SHA-256 of what it read.
+  # the server answering the SHA-256 of what it read; a request with content-length twice.
   use ExUnit.Case, async: false
 
   import ExUnit.CaptureLog
@@ -68,6 +68,27 @@ defmodule H2Flow.Interop.CurlTest do
       assert bad == [], "uploads that came back wrong: #{inspect(bad)}"
       stats = Interop.assert_clean!(s.server, log)
       assert stats.data_bytes_received == Enum.sum(@sizes) * 4
+    end
+
+    # RFC 9110 §8.6 allows a field line repeated with the same value; curl sends what -H says.
+    test "two identical content-length fields over #{transport}: the body is read, the " <>
+           "connection lives (issue 14 #3)",
+         ctx do
+      s = Interop.start!(@transport, ctx.tmp_dir)
+      twice = ["-H", "content-length: 5", "-H", "content-length: 5"]
+
+      args =
+        ["-sS", "--max-time", "30"] ++
+          transport_args(s) ++ twice ++ ["--data-binary", "hello", "#{s.url}/upload"]
+
+      log =
+        capture_log(fn ->
+          send(self(), {:run, Interop.run!("curl, content-length twice", ctx.curl, args)})
+        end)
+
+      assert_received {:run, {output, status}}
+      assert {output, status} == {"5 #{sha256("hello")}", 0}
+      Interop.assert_clean!(s.server, log)
     end
   end
 
