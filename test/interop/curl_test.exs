@@ -6,8 +6,6 @@ defmodule H2Flow.Interop.CurlTest do
   # the server answering the SHA-256 of what it read; a request with content-length twice.
   use ExUnit.Case, async: false
 
-  import ExUnit.CaptureLog
-
   alias H2Flow.Test.{Interop, InteropHandler}
 
   @moduletag :interop
@@ -52,18 +50,14 @@ defmodule H2Flow.Interop.CurlTest do
       s = Interop.start!(@transport, ctx.tmp_dir)
       files = for size <- @sizes, do: {size, write_random(ctx.tmp_dir, size)}
 
-      log =
-        capture_log(fn ->
-          results =
-            for {size, {file, sha}} <- files,
-                how <- ["-T -", "--data-binary @-", "-T file", "--data-binary @file"] do
-              {how, size, upload(ctx, s, how, file), "#{size} #{sha}"}
-            end
-
-          send(self(), {:results, results})
+      {results, log} =
+        Interop.capture(s.server, fn ->
+          for {size, {file, sha}} <- files,
+              how <- ["-T -", "--data-binary @-", "-T file", "--data-binary @file"] do
+            {how, size, upload(ctx, s, how, file), "#{size} #{sha}"}
+          end
         end)
 
-      assert_received {:results, results}
       bad = for {how, size, got, want} <- results, got != want, do: {how, size, got}
       assert bad == [], "uploads that came back wrong: #{inspect(bad)}"
       stats = Interop.assert_clean!(s.server, log)
@@ -81,12 +75,11 @@ defmodule H2Flow.Interop.CurlTest do
         ["-sS", "--max-time", "30"] ++
           transport_args(s) ++ twice ++ ["--data-binary", "hello", "#{s.url}/upload"]
 
-      log =
-        capture_log(fn ->
-          send(self(), {:run, Interop.run!("curl, content-length twice", ctx.curl, args)})
+      {{output, status}, log} =
+        Interop.capture(s.server, fn ->
+          Interop.run!("curl, content-length twice", ctx.curl, args)
         end)
 
-      assert_received {:run, {output, status}}
       assert {output, status} == {"5 #{sha256("hello")}", 0}
       Interop.assert_clean!(s.server, log)
     end
@@ -103,12 +96,11 @@ defmodule H2Flow.Interop.CurlTest do
         ["-w", "%{http_code} %{http_version} %{num_connects}\\n"] ++
         ["-o", Path.join(out, "#1"), "#{s.url}/bytes?n=[100000-100199]"]
 
-    log =
-      capture_log(fn ->
-        send(self(), {:run, Interop.run!("curl --parallel", ctx.curl, args, timeout: 120_000)})
+    {{output, status}, log} =
+      Interop.capture(s.server, fn ->
+        Interop.run!("curl --parallel", ctx.curl, args, timeout: 120_000)
       end)
 
-    assert_received {:run, {output, status}}
     assert status == 0, output
     # -w's lines; curl's parallel progress meter comes on standard error, mixed in.
     lines = output |> String.split(["\n", "\r"]) |> Enum.filter(&(&1 =~ ~r/^\d{3} \S+ \d+$/))

@@ -6,7 +6,6 @@ defmodule H2Flow.Interop.FirefoxTest do
   # /slow?ms=1000 against a limit of 100 and of 300, the server counting the peak in flight.
   use ExUnit.Case, async: false
 
-  import ExUnit.CaptureLog
   import H2Flow.Test.ServerHelpers, only: [connections: 1]
 
   alias H2Flow.Demo
@@ -90,17 +89,13 @@ defmodule H2Flow.Interop.FirefoxTest do
   end
 
   defp concurrency_run(browser, tls, limit) do
-    log =
-      capture_log(fn ->
-        demo = start_demo(tls, max_concurrent_streams: limit)
+    demo = start_demo(tls, max_concurrent_streams: limit)
 
-        {ms, page} =
-          Interop.timed(fn -> run_page(browser, demo, "/?autorun=1&n=#{@n}&ms=1000") end)
-
-        send(self(), {:run, demo, page, ms})
+    {{ms, page}, log} =
+      Interop.capture(demo.tls, fn ->
+        Interop.timed(fn -> run_page(browser, demo, "/?autorun=1&n=#{@n}&ms=1000") end)
       end)
 
-    assert_received {:run, demo, page, ms}
     report = Demo.last_report(demo, "slow")
 
     assert %{"completed" => @n, "failed" => 0, "protocol" => "h2", "advertised_limit" => ^limit} =

@@ -6,8 +6,6 @@ defmodule H2Flow.Interop.GoTest do
   # and GOPATH in a temporary directory and no module proxy.
   use ExUnit.Case, async: false
 
-  import ExUnit.CaptureLog
-
   alias H2Flow.Test.Interop
 
   @moduletag :interop
@@ -52,13 +50,14 @@ defmodule H2Flow.Interop.GoTest do
       s = Interop.start!(:tls, ctx.tmp_dir)
       args = ["-url", s.url, "-ca", s.ca, "-mode", @mode, "-n", "#{@n}", "-size", "#{@size}"]
 
-      log =
-        capture_log(fn ->
-          out = Interop.run!("go #{@mode}s", ctx.binary, args, timeout: 300_000)
-          send(self(), {:result, Interop.result!("go #{@mode}s", out)})
+      {result, log} =
+        Interop.capture(s.server, fn ->
+          Interop.result!(
+            "go #{@mode}s",
+            Interop.run!("go #{@mode}s", ctx.binary, args, timeout: 300_000)
+          )
         end)
 
-      assert_received {:result, result}
       stats = Interop.assert_clean!(s.server, log)
 
       Interop.report(

@@ -6,8 +6,6 @@ defmodule H2Flow.Interop.GrpcTest do
   # client is test/interop/clients/grpc_client.py (generic bytes methods, no protobuf).
   use ExUnit.Case, async: false
 
-  import ExUnit.CaptureLog
-
   alias H2Flow.Test.Interop
 
   @moduletag :interop
@@ -49,13 +47,12 @@ defmodule H2Flow.Interop.GrpcTest do
       s = Interop.start!(@transport, ctx.tmp_dir)
       args = [ctx.script, "#{s.host}:#{s.port}", s.ca || "-", @scenario]
 
-      log =
-        capture_log(fn ->
+      {result, log} =
+        Interop.capture(s.server, fn ->
           out = Interop.run!("grpc #{@scenario}", ctx.python, args, timeout: 120_000)
-          send(self(), {:result, Interop.result!("grpc #{@scenario}", out)})
+          Interop.result!("grpc #{@scenario}", out)
         end)
 
-      assert_received {:result, result}
       stats = Interop.assert_clean!(s.server, log)
 
       Interop.report(

@@ -6,8 +6,6 @@ defmodule H2Flow.Interop.HttpxTest do
   # test/interop/clients/httpx_client.py.
   use ExUnit.Case, async: false
 
-  import ExUnit.CaptureLog
-
   alias H2Flow.Test.Interop
 
   @moduletag :interop
@@ -34,17 +32,12 @@ defmodule H2Flow.Interop.HttpxTest do
          ctx do
       s = Interop.start!(@transport, ctx.tmp_dir)
 
-      log =
-        capture_log(fn ->
-          out =
-            Interop.run!("httpx", ctx.python, [ctx.script, s.url, s.ca || "-", "#{@n}"],
-              timeout: 120_000
-            )
-
-          send(self(), {:result, Interop.result!("httpx", out)})
+      {result, log} =
+        Interop.capture(s.server, fn ->
+          args = [ctx.script, s.url, s.ca || "-", "#{@n}"]
+          Interop.result!("httpx", Interop.run!("httpx", ctx.python, args, timeout: 120_000))
         end)
 
-      assert_received {:result, result}
       stats = Interop.assert_clean!(s.server, log)
 
       Interop.report(

@@ -6,8 +6,6 @@ defmodule H2Flow.Interop.NodeTest do
   # (issue 14 #2). The client is test/interop/clients/node_h2.mjs.
   use ExUnit.Case, async: false
 
-  import ExUnit.CaptureLog
-
   alias H2Flow.Test.Interop
 
   @moduletag :interop
@@ -129,8 +127,7 @@ defmodule H2Flow.Interop.NodeTest do
   # the log, and the server's map (see Interop.start!/3).
   defp with_server(ctx, transport, opts, fun) do
     s = Interop.start!(transport, ctx.tmp_dir, opts)
-    log = capture_log(fn -> send(self(), {:result, fun.(s)}) end)
-    assert_received {:result, result}
+    {result, log} = Interop.capture(s.server, fn -> fun.(s) end)
     {result, log, s}
   end
 end

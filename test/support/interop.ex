@@ -127,6 +127,19 @@ defmodule H2Flow.Test.Interop do
   end
 
   @doc """
+  Runs `fun` (a client run against `server`) while capturing the log, and keeps capturing
+  until the server has settled (no stream open; bounded): what its handlers and connections
+  log as they finish counts too. Returns `{fun's result, log}`.
+  """
+  def capture(server, fun) do
+    ExUnit.CaptureLog.with_log(fn ->
+      result = fun.()
+      _ = H2Flow.Test.ServerHelpers.eventually(fn -> settled(server) end, 30_000)
+      result
+    end)
+  end
+
+  @doc """
   The checks every client run ends with, on the server's stats (waits, bounded, until no
   stream is open: handlers may still be finishing) and the log captured meanwhile. Options:
   `:refused` (the streams the limit may refuse, default 0). Returns the stats.
