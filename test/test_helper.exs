@@ -1,6 +1,7 @@
-# The :path_dependency tests compile a throwaway project that depends on this checkout, and the
-# :browser tests drive Debian's headless Chromium (/usr/bin/chromium); skip them locally with
-# `mix test --exclude path_dependency --exclude browser`. CI runs everything.
+# The :path_dependency tests compile a throwaway project that depends on this checkout, the
+# :browser tests drive Debian's headless Chromium (/usr/bin/chromium), and the :interop suite
+# (test/interop) drives Node.js, Go, grpcio, httpx, curl and Firefox ESR; skip them locally with
+# `mix test --exclude path_dependency --exclude browser --exclude interop`. CI runs everything.
 ExUnit.start()
 
 # Cowboy integration (test/h2flow/cowboy_test.exs, tag :cowboy): h2flow does not depend on

@@ -63,12 +63,15 @@ defmodule H2Flow.Demo do
 
   @doc """
   Starts the demo: an h2c server on `:port` and, unless `tls: false`, a TLS server on
-  `:tls_port` with a certificate for `localhost` from `H2Flow.TLS.self_signed/1`. Both servers
+  `:tls_port` with a certificate for `localhost` from `H2Flow.TLS.self_signed/1`, or with the
+  `:ssl` options given as `:tls` (e.g. `H2Flow.TLS.self_signed(["localhost", "127.0.0.1"])`,
+  whose CA a test hands to a browser with `H2Flow.TLS.ca_pem/1`). Both servers
   are linked to the caller and share the counters; the report table belongs to the caller. As
   with `H2Flow.start_link/1`, a server that fails to start (a port in use) also sends the
   caller an exit signal: trap exits to get `{:error, reason}` back instead.
 
-  Options: `:port` (default 8080), `:tls_port` (default 8443), `:tls` (default `true`), `:ip`
+  Options: `:port` (default 8080), `:tls_port` (default 8443), `:tls` (default `true`; `false`,
+  or a keyword list of `:ssl` options with a certificate and key), `:ip`
   (default `{0, 0, 0, 0}`), and any engine option of `H2Flow` (`:max_concurrent_streams`,
   `:initial_connection_window`, `:initial_stream_window`, `:adaptive_window`, ...). Unknown
   options and invalid values raise `ArgumentError`.
@@ -89,7 +92,8 @@ defmodule H2Flow.Demo do
       raise ArgumentError, "#{inspect(key)} must be in 0..65535, got: #{inspect(opts[key])}"
     end
 
-    unless is_boolean(opts[:tls]), do: raise(ArgumentError, ":tls must be a boolean")
+    unless is_boolean(opts[:tls]) or (is_list(opts[:tls]) and opts[:tls] != []),
+      do: raise(ArgumentError, ":tls must be a boolean or a keyword list of :ssl options")
 
     unless match?({_, _, _, _}, opts[:ip]) or match?({_, _, _, _, _, _, _, _}, opts[:ip]),
       do: raise(ArgumentError, ":ip must be an IP tuple, got: #{inspect(opts[:ip])}")
@@ -108,7 +112,8 @@ defmodule H2Flow.Demo do
 
   defp maybe_start_tls(demo, opts, common) do
     if opts[:tls] do
-      tls = [port: opts[:tls_port], tls: H2Flow.TLS.self_signed(["localhost"])]
+      ssl = if opts[:tls] == true, do: H2Flow.TLS.self_signed(["localhost"]), else: opts[:tls]
+      tls = [port: opts[:tls_port], tls: ssl]
       start_server(demo, :tls, [transport: :tls] ++ tls ++ common)
     else
       {:ok, nil}

@@ -248,6 +248,23 @@ defmodule H2Flow.DemoTest do
     assert_raise ArgumentError, ~r/max_concurrent_streams/, fn ->
       Demo.start(max_concurrent_streams: -1)
     end
+
+    assert_raise ArgumentError, ~r/:tls must be/, fn -> Demo.start(tls: :yes) end
+    assert_raise ArgumentError, ~r/:tls must be/, fn -> Demo.start(tls: []) end
+  end
+
+  test "start/1 serves TLS with the certificate given as :tls; a client trusting its CA " <>
+         "verifies it" do
+    tls = H2Flow.TLS.self_signed(["localhost"])
+    {:ok, demo} = Demo.start(port: 0, tls_port: 0, ip: {127, 0, 0, 1}, tls: tls)
+    on_exit(fn -> Demo.stop(demo) end)
+    ca = Path.join(System.tmp_dir!(), "h2flow-demo-ca-#{System.unique_integer([:positive])}.pem")
+    File.write!(ca, H2Flow.TLS.ca_pem(tls))
+    on_exit(fn -> File.rm(ca) end)
+    port = Demo.port(demo, :tls)
+    args = ["-sS", "--http2", "--cacert", ca, "--resolve", "localhost:#{port}:127.0.0.1"]
+    args = args ++ ["-o", "/dev/null", "-w", "%{http_code}", "https://localhost:#{port}/"]
+    assert {"200", 0} = System.cmd("curl", args, stderr_to_stdout: true)
   end
 
   test "mix h2flow.demo parses its flags into start/1 options" do

@@ -188,60 +188,8 @@ defmodule H2Flow.Test.Chromium do
     :ok
   end
 
-  # SIGKILL to the whole group and to the crash handlers, then waits (bounded) until none of
-  # them is left, so that no browser process outlives the test.
-  defp kill_all(state) do
-    _ = System.cmd("kill", ["-KILL", "--", "-#{state.os_pid}"], stderr_to_stdout: true)
-    pids = processes(state)
-    _ = if pids != [], do: System.cmd("kill", ["-KILL" | Enum.map(pids, &"#{&1}")])
-    wait_gone(state, System.monotonic_time(:millisecond) + 5_000)
-  end
-
-  defp wait_gone(state, deadline) do
-    cond do
-      processes(state) == [] ->
-        :ok
-
-      System.monotonic_time(:millisecond) > deadline ->
-        IO.warn("Chromium's processes #{inspect(processes(state))} outlived SIGKILL")
-
-      true ->
-        Process.sleep(20)
-        wait_gone(state, deadline)
-    end
-  end
-
-  # The live (not zombie) processes of this browser, from /proc: its process group, and anything
-  # whose arguments name its directory.
-  defp processes(state) do
-    group = Integer.to_string(state.os_pid)
-
-    for proc <- Path.wildcard("/proc/[0-9]*"),
-        {:ok, stat} <- [File.read(Path.join(proc, "stat"))],
-        [status, _ppid, pgrp | _] <- [stat_fields(stat)],
-        status != "Z",
-        pgrp == group or cmdline(proc) =~ state.dir do
-      proc |> Path.basename() |> String.to_integer()
-    end
-  end
-
-  defp cmdline(proc) do
-    case File.read(Path.join(proc, "cmdline")) do
-      {:ok, args} -> args
-      {:error, _} -> ""
-    end
-  end
-
-  # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so the fields start
-  # after the last ") ".
-  defp stat_fields(text) do
-    case :binary.matches(text, ") ") do
-      [] ->
-        []
-
-      matches ->
-        {at, _} = List.last(matches)
-        text |> binary_part(at + 2, byte_size(text) - at - 2) |> String.split(" ")
-    end
-  end
+  # SIGKILL to the whole group and to the crash handlers (found by their arguments, which name
+  # `dir`), then waits (bounded) until none of them is left, so that no browser process
+  # outlives the test.
+  defp kill_all(state), do: H2Flow.Test.OSProcess.kill_all(state.os_pid, state.dir, "Chromium")
 end

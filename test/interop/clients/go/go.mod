@@ -1,0 +1,3 @@
+module h2flow.test/interop
+
+go 1.19
