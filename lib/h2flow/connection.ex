@@ -160,6 +160,10 @@ defmodule H2Flow.Connection do
     continue(%{s | streams: Streams.handle(s.streams, from, ref, id, request)})
   end
 
+  # The socket's port is linked to us too: its exit (the peer closed) comes with
+  # {:tcp_closed, _}, which is what we act on.
+  def handle_info({:EXIT, port, _reason}, s) when is_port(port), do: {:noreply, s}
+
   def handle_info({:EXIT, pid, reason}, s) do
     continue(%{s | streams: Streams.exited(s.streams, pid, reason)})
   end
@@ -302,6 +306,10 @@ defmodule H2Flow.Connection do
       do: flush(s),
       else: {:noreply, %{s | batch: batch}, 0}
   end
+
+  # Nothing is said before the client's first bytes (our preface goes out with the answer to
+  # them): a client that closes at once was sent nothing, and nothing is counted.
+  defp flush(%{phase: :preface} = s), do: {:noreply, s}
 
   defp flush(s) do
     s = write(%{s | batch: 0, batch_bytes: 0}, Engine.flush(s.engine))
