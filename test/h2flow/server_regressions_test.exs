@@ -338,4 +338,22 @@ defmodule H2Flow.ServerRegressionsTest do
     assert {:goaway, _, :enhance_your_calm, _} = List.keyfind(frames, :goaway, 0)
     assert stat(server, :defences).reset_flood == 1
   end
+
+  # A body that arrived whole and that the handler never read must still be credited when the
+  # handler is done, or the connection window runs out after 1 MiB of such requests.
+  test "handlers that ignore bodies which arrived whole do not exhaust the connection window" do
+    {server, port} = start_server!(fn req -> Req.reply(200, %{}, "ignored", req) end)
+    conn = connect!(port)
+    body = :binary.copy("i", 60 * @kib)
+
+    conn =
+      Enum.reduce(1..50, conn, fn _, conn ->
+        {:ok, conn, id} = H2Client.request(conn, "POST", "/", [], body)
+        assert {:ok, conn, %{status: 200}} = H2Client.read_response(conn, id, 10_000)
+        conn
+      end)
+
+    H2Client.close(conn)
+    assert stat(server, :data_bytes_received) == 50 * 60 * @kib
+  end
 end

@@ -19,8 +19,10 @@ defmodule H2Flow.Connection.Streams do
               # Body bytes that arrived before the handler started (newest first); they go to
               # it with the request.
               early: [],
-              # The body ended (its last bytes went to the handler, or it had none).
+              # The body ended (its last bytes were reported; they go to the handler).
               fin: false,
+              # The handler was handed the whole body: nothing to discard when it is done.
+              read_all: false,
               head: false,
               resp: :none,
               # A registered read waiting for the engine: {reader, ref, timer}.
@@ -61,7 +63,7 @@ defmodule H2Flow.Connection.Streams do
   # --- what the engine reports -----------------------------------------------------------
 
   def event(st, {:request, id, _, _, _, _, _, _, _, true} = request) do
-    spawn_handler(st, id, Request.build(request, st.ctx, nil), %Stream{fin: true})
+    spawn_handler(st, id, Request.build(request, st.ctx, nil), %Stream{fin: true, read_all: true})
   end
 
   # A request with a body: its handler starts once this read's events are handled, so a body
@@ -89,7 +91,7 @@ defmodule H2Flow.Connection.Streams do
       %{^id => %Stream{read: {reader, ref, timer}} = s} ->
         if timer, do: Process.cancel_timer(timer)
         send(reader, {ref, status})
-        put(st, id, %{s | read: nil})
+        put(st, id, %{s | read: nil, read_all: status == :fin})
 
       _ ->
         st
@@ -108,7 +110,7 @@ defmodule H2Flow.Connection.Streams do
     case st.by_id do
       %{^id => %Stream{} = s} ->
         s = answer_sender(s, {:error, :timeout})
-        done(st, id, %{s | resp: :done, fin: true})
+        done(st, id, %{s | resp: :done})
 
       _ ->
         st
@@ -201,7 +203,7 @@ defmodule H2Flow.Connection.Streams do
   # The whole body came with the request and the handler took it: hand it over (credit).
   defp request(st, id, s, _from, nil, :read_all) do
     _ = Engine.read(st.engine, id, 0)
-    put(st, id, %{s | fin: true})
+    put(st, id, %{s | read_all: true})
   end
 
   defp request(st, id, s, from, ref, {:read, length, period}) do
@@ -213,7 +215,7 @@ defmodule H2Flow.Connection.Streams do
         put(st, id, %{s | read: {from, ref, timer}})
 
       status ->
-        answer(from, ref, status, st)
+        answer(from, ref, status, put(st, id, %{s | read_all: status == :fin}))
     end
   end
 
@@ -273,7 +275,7 @@ defmodule H2Flow.Connection.Streams do
   defp request(st, id, s, _from, _ref, {:reset, code}) do
     :ok = Engine.reset_stream(st.engine, id, code)
     _ = answer_sender(s, {:error, :closed})
-    done(st, id, %{s | resp: :done, fin: true, sending: nil})
+    done(st, id, %{s | resp: :done, sending: nil})
   end
 
   defp request(st, _id, %Stream{resp: :done}, from, ref, _request),
@@ -342,8 +344,9 @@ defmodule H2Flow.Connection.Streams do
     case st.by_id do
       %{^id => s} ->
         if s.read && elem(s.read, 2), do: Process.cancel_timer(elem(s.read, 2))
-        # The rest of the body will not be read: the engine credits it as it comes.
-        unless s.fin, do: Engine.discard(st.engine, id)
+        # The rest of the body will not be read: the engine credits what it holds, and what
+        # still comes as it comes.
+        unless s.read_all, do: Engine.discard(st.engine, id)
         s = %{s | handler_done: true, read: nil}
 
         if reason == :normal,
