@@ -7,6 +7,7 @@ pub mod error;
 pub mod fields;
 pub mod frame;
 pub mod hpack;
+pub mod http1;
 
 pub use config::{Config, Rate};
 pub use connection::{Connection, Event, Payload, SendError, Sent};

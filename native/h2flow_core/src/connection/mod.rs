@@ -13,6 +13,7 @@
 
 mod recv;
 mod send;
+mod upgrade;
 
 use std::collections::VecDeque;
 use std::time::Instant;
