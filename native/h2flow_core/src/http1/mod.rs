@@ -204,6 +204,9 @@ pub struct Connection {
     held: Vec<u8>,
     pipeline: VecDeque<Exchange>,
     next_id: u64,
+    /// Requests from this id on were cancelled (a cancellation stops reading, so they are
+    /// always the last ones); earlier ones that are gone were answered.
+    cancelled_from: u64,
     /// Body bytes handed out and not consumed, over all requests.
     buffered: u64,
     /// When the current head started (the connection's start for the first one).
@@ -233,6 +236,7 @@ impl Connection {
             held: Vec::new(),
             pipeline: VecDeque::new(),
             next_id: 1,
+            cancelled_from: u64::MAX,
             buffered: 0,
             head_started: Some(now),
             head_bytes_seen: false,

@@ -392,6 +392,7 @@ impl Connection {
             ex.resp = Resp::Done;
             ex.close_after = true;
             ex.cancelled = true;
+            self.cancelled_from = self.cancelled_from.min(ex.id);
             self.buffered -= std::mem::take(&mut ex.handed);
         } else {
             self.pipeline.push_back(Exchange {

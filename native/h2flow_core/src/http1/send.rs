@@ -127,6 +127,7 @@ impl Connection {
         ex.close_after = true;
         ex.cancelled = true;
         self.buffered -= std::mem::take(&mut ex.handed);
+        self.cancelled_from = self.cancelled_from.min(id);
         if reading {
             self.close_input();
         }
@@ -182,6 +183,7 @@ impl Connection {
         }
         match self.index(id) {
             Some(i) if self.pipeline.get(i).is_some_and(|e| !e.cancelled) => Ok(Some(i)),
+            None if id < self.cancelled_from => Err(SendError::Misuse("the response was already ended")),
             _ => {
                 self.stats.writes_to_closed += 1;
                 Ok(None)
@@ -417,6 +419,9 @@ impl Connection {
                 self.close_input();
                 for rest in self.pipeline.drain(..) {
                     self.buffered -= rest.handed;
+                    if !rest.synthetic {
+                        self.cancelled_from = self.cancelled_from.min(rest.id);
+                    }
                     if !rest.synthetic && !rest.cancelled {
                         self.stats.cancelled += 1;
                         self.events.push(Event::Cancelled { id: rest.id });
