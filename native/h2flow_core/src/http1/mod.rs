@@ -90,7 +90,8 @@ pub enum Event {
     /// or its own body broke the protocol): stop its handler; sends return `StreamClosed`.
     Cancelled { id: u64 },
     /// `101 Switching Protocols` is queued: flush it, then continue with the HTTP/2 engine
-    /// ([`crate::Connection::from_upgrade`]). This engine is done.
+    /// ([`crate::Connection::from_upgrade`]), feeding it `rest` and every later read. This
+    /// engine is done: it ignores further input.
     Upgrade(Box<Upgrade>),
 }
 
