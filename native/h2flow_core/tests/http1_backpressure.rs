@@ -45,6 +45,18 @@ fn an_upload_is_read_only_as_fast_as_the_application_consumes() {
 }
 
 #[test]
+fn no_next_request_is_read_while_the_body_buffer_is_full() {
+    // Found by the soak: between two requests the engine asked for input although the
+    // application held max_body_buffer bytes, so the next request's body was handed out too.
+    let mut h = Harness::with(Config { max_body_buffer: 100, ..Config::default() });
+    h.recv(&post("/1", &[b'a'; 150]));
+    assert_eq!(h.conn.buffered(), 150);
+    assert!(!h.conn.wants_input(), "the next head may carry a body");
+    h.conn.consume(1, 100).unwrap();
+    assert!(h.conn.wants_input());
+}
+
+#[test]
 fn pipelined_input_held_back_is_bounded_by_one_read() {
     let cfg = Config { max_pipelined: 4, ..Config::default() };
     let mut h = Harness::with(cfg);

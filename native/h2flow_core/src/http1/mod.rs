@@ -271,9 +271,11 @@ impl Connection {
         if !self.held.is_empty() {
             return false;
         }
+        // A head may be followed by its body in the same read: the body bound applies to heads too.
+        let room = self.buffered < self.cfg.max_body_buffer;
         match &self.input {
-            Input::Head => !self.pipeline_full(),
-            Input::Body { mode: BodyMode::Deliver, .. } => self.buffered < self.cfg.max_body_buffer,
+            Input::Head => room && !self.pipeline_full(),
+            Input::Body { mode: BodyMode::Deliver, .. } => room,
             Input::Body { .. } => true,
             Input::Closed | Input::Upgraded => false,
         }
