@@ -525,14 +525,9 @@ fn run_case(seed: u64, case: u64, totals: &mut Totals) {
         }
         c.check(max_read);
         let idle = c.reqs.values().all(|r| r.done || r.cancelled);
-        if (sent == bytes.len() || !c.conn.wants_input())
-            && idle
-            && !c.conn.has_output()
-            && !c.conn.has_pending_input()
-        {
-            if sent == bytes.len() || c.conn.is_closing() {
-                break;
-            }
+        let settled = idle && !c.conn.has_output() && !c.conn.has_pending_input();
+        if settled && (sent == bytes.len() || c.conn.is_closing()) {
+            break;
         }
     }
     c.flush();
