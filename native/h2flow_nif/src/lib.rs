@@ -4,6 +4,7 @@
 mod cowboy;
 mod engine;
 mod frame;
+mod http1;
 mod scheduler;
 mod terms;
 
