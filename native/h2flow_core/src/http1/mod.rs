@@ -42,8 +42,10 @@ mod detect;
 pub mod error;
 mod head;
 mod recv;
+mod response;
 mod send;
 mod stats;
+mod target;
 pub mod upgrade;
 
 use std::collections::VecDeque;

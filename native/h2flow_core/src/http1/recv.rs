@@ -421,7 +421,7 @@ fn refusal(r: Rejected) -> Vec<u8> {
     let status = r.kind.status();
     format!(
         "HTTP/1.1 {status} {}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}\n",
-        super::send::reason(status),
+        super::response::reason(status),
         r.message.len() + 1,
         r.message
     )
