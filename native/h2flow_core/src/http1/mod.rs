@@ -247,7 +247,7 @@ impl Connection {
             draining: false,
             upgrade_ready: None,
             events: Vec::new(),
-            output: Vec::with_capacity(4096),
+            output: Vec::new(),
             stats: Stats::default(),
         })
     }
