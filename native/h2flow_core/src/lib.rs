@@ -1,7 +1,8 @@
 //! h2flow_core: a sans-IO HTTP/2 server engine (RFC 9113, RFC 7541) in pure Rust.
 //!
 //! Bytes in, events and bytes out: [`frame`] is the strict codec, [`hpack`] the header
-//! compression layer with size limits.
+//! compression layer with size limits, [`connection`] the HTTP/2 engine; [`http1`] is the
+//! HTTP/1.1 engine beside it (RFC 9112), with protocol detection and the h2c upgrade.
 
 pub mod error;
 pub mod fields;
