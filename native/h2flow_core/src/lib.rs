@@ -1,12 +1,14 @@
 //! h2flow_core: a sans-IO HTTP/2 server engine (RFC 9113, RFC 7541) in pure Rust.
 //!
 //! Bytes in, events and bytes out: [`frame`] is the strict codec, [`hpack`] the header
-//! compression layer with size limits.
+//! compression layer with size limits, [`connection`] the HTTP/2 engine; [`http1`] is the
+//! HTTP/1.1 engine beside it (RFC 9112), with protocol detection and the h2c upgrade.
 
 pub mod error;
 pub mod fields;
 pub mod frame;
 pub mod hpack;
+pub mod http1;
 
 pub use config::{Config, Rate};
 pub use connection::{Connection, Event, Payload, SendError, Sent};

@@ -14,6 +14,13 @@ use crate::terms::{self, binary, decode_code, encode_code, encode_error, field, 
 
 pub struct EngineResource(Mutex<Connection>);
 
+impl EngineResource {
+    /// A resource around an engine made elsewhere (the HTTP/2 side of an h2c upgrade).
+    pub(crate) fn new(conn: Connection) -> EngineResource {
+        EngineResource(Mutex::new(conn))
+    }
+}
+
 #[rustler::resource_impl]
 impl rustler::Resource for EngineResource {}
 
@@ -28,7 +35,7 @@ fn rate(term: Term) -> NifResult<Rate> {
 }
 
 /// Options arrive validated and complete from `H2Flow.Engine` (which documents them).
-fn config(opts: Term) -> NifResult<Config> {
+pub(crate) fn config(opts: Term) -> NifResult<Config> {
     let window = SchedulerConfig {
         initial_stream_window: field(opts, "initial_stream_window")?.decode()?,
         initial_connection_window: field(opts, "initial_connection_window")?.decode()?,
@@ -73,7 +80,7 @@ fn engine_new<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
 /// A DATA payload that is at least a quarter of the input it arrived in is returned as a
 /// sub-binary of that input; smaller ones are copied, so that buffered, unread data never pins
 /// more than four times its size in input binaries.
-fn payload<'a>(env: Env<'a>, input: &Binary<'a>, p: &Payload) -> NifResult<Term<'a>> {
+pub(crate) fn payload<'a>(env: Env<'a>, input: &Binary<'a>, p: &Payload) -> NifResult<Term<'a>> {
     match p {
         Payload::Input { start, len } if *len >= 256 && len * 4 >= input.len() => {
             Ok(input.make_subbinary(*start, *len)?.to_term(env))
@@ -122,7 +129,7 @@ fn request<'a>(
     Ok(rustler::types::tuple::make_tuple(env, &elements))
 }
 
-fn event<'a>(env: Env<'a>, input: &Binary<'a>, e: &Event) -> NifResult<Term<'a>> {
+pub(crate) fn event<'a>(env: Env<'a>, input: &Binary<'a>, e: &Event) -> NifResult<Term<'a>> {
     Ok(match e {
         Event::Headers { stream_id, fields, info, end_stream } => {
             request(env, *stream_id, fields, info, *end_stream)?

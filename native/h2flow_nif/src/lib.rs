@@ -3,6 +3,7 @@
 
 mod cowboy;
 mod engine;
+mod http1;
 mod scheduler;
 mod terms;
 

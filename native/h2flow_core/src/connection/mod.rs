@@ -15,6 +15,7 @@
 
 mod recv;
 mod send;
+mod upgrade;
 
 use std::collections::VecDeque;
 use std::time::Instant;

@@ -1,0 +1,316 @@
+//! `H2Flow.HTTP1.Engine`'s NIFs: one `http1::Connection` per resource, used by one process at a
+//! time; protocol detection; and the HTTP/2 engine that continues an h2c upgrade.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use h2flow_core::http1::{self, Connection, Detected, Event, Reject, Rejected, SendError, Sent, Version};
+use rustler::{Binary, Encoder, Env, NifResult, ResourceArc, Term};
+
+use crate::engine::{self, EngineResource};
+use crate::terms::{self, binary, field, misuse};
+
+mod atoms {
+    rustler::atoms! {
+        request,
+        writable,
+        cancelled,
+        upgrade,
+        rejected,
+        http1,
+        http2,
+        unknown,
+        http_1_0 = "HTTP/1.0",
+        http_1_1 = "HTTP/1.1",
+    }
+}
+
+pub struct Http1Resource(Mutex<Connection>);
+
+#[rustler::resource_impl]
+impl rustler::Resource for Http1Resource {}
+
+fn lock(engine: &ResourceArc<Http1Resource>) -> NifResult<MutexGuard<'_, Connection>> {
+    // A poisoned lock means an earlier call panicked: a bug, reported as an exception.
+    engine.0.lock().map_err(|_| misuse("the engine is unusable after an internal error"))
+}
+
+/// Options arrive validated and complete from `H2Flow.HTTP1.Engine` (which documents them).
+fn config(opts: Term) -> NifResult<http1::Config> {
+    let ms = |key: &str| -> NifResult<Duration> { Ok(Duration::from_millis(field(opts, key)?.decode()?)) };
+    Ok(http1::Config {
+        max_request_line: field(opts, "max_request_line")?.decode()?,
+        max_headers: field(opts, "max_headers")?.decode()?,
+        max_header_section: field(opts, "max_header_section")?.decode()?,
+        max_chunk_line: field(opts, "max_chunk_line")?.decode()?,
+        header_timeout: ms("header_timeout")?,
+        keepalive_timeout: ms("keepalive_timeout")?,
+        max_pipelined: field(opts, "max_pipelined")?.decode()?,
+        max_body_buffer: field(opts, "max_body_buffer")?.decode()?,
+        max_send_queue: field(opts, "max_send_queue")?.decode()?,
+        max_discard: field(opts, "max_discard")?.decode()?,
+        h2c_upgrade: field(opts, "h2c_upgrade")?.decode()?,
+        max_upgrade_body: field(opts, "max_upgrade_body")?.decode()?,
+        secure: field(opts, "secure")?.decode()?,
+    })
+}
+
+#[rustler::nif]
+fn h1_new<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
+    let cfg = config(opts)?;
+    match Connection::new(cfg, Instant::now()) {
+        Ok(conn) => Ok((terms::ok(), ResourceArc::new(Http1Resource(Mutex::new(conn)))).encode(env)),
+        Err(msg) => Ok((terms::error(), msg).encode(env)),
+    }
+}
+
+fn header_list<'a>(env: Env<'a>, list: &h2flow_core::hpack::HeaderList) -> Term<'a> {
+    let fields: Vec<Term<'a>> =
+        list.iter().map(|(n, v)| (binary(env, n), binary(env, v)).encode(env)).collect();
+    fields.encode(env)
+}
+
+fn version(v: Version) -> rustler::Atom {
+    match v {
+        Version::Http10 => atoms::http_1_0(),
+        Version::Http11 => atoms::http_1_1(),
+    }
+}
+
+fn event<'a>(env: Env<'a>, input: &Binary<'a>, e: &Event) -> NifResult<Term<'a>> {
+    Ok(match e {
+        Event::Request { id, version: v, fields, end_stream } => {
+            (atoms::request(), *id, version(*v), header_list(env, fields), *end_stream).encode(env)
+        }
+        Event::Data { id, data, end_stream } => {
+            (terms::data(), *id, engine::payload(env, input, data)?, *end_stream).encode(env)
+        }
+        Event::Trailers { id, fields } => (terms::trailers(), *id, header_list(env, fields)).encode(env),
+        Event::Writable { id } => (atoms::writable(), *id).encode(env),
+        Event::Cancelled { id } => (atoms::cancelled(), *id).encode(env),
+        Event::Upgrade(u) => {
+            let rest = engine::payload(env, input, &u.rest)?;
+            (atoms::upgrade(), u.settings.clone(), header_list(env, &u.fields), binary(env, &u.body), rest)
+                .encode(env)
+        }
+    })
+}
+
+fn events<'a>(env: Env<'a>, input: &Binary<'a>, conn: &mut Connection) -> NifResult<Vec<Term<'a>>> {
+    conn.drain_events().map(|e| event(env, input, &e)).collect()
+}
+
+/// `{:rejected, status, kind, message}`.
+fn rejection<'a>(env: Env<'a>, r: &Rejected) -> NifResult<Term<'a>> {
+    let kind = rustler::Atom::from_str(env, r.kind.name())?;
+    Ok((atoms::rejected(), r.status(), kind, r.message).encode(env))
+}
+
+fn empty<'a>(env: Env<'a>) -> Binary<'a> {
+    rustler::NewBinary::new(env, 0).into()
+}
+
+/// Feeds received bytes (the caller bounds each call to 64 KiB): `{:ok, events}`, or
+/// `{:error, {:rejected, status, kind, message}, events}` when a request was refused (the
+/// answer is queued for `h1_flush`).
+#[rustler::nif]
+fn h1_recv<'a>(env: Env<'a>, engine: ResourceArc<Http1Resource>, input: Binary<'a>) -> NifResult<Term<'a>> {
+    let mut conn = lock(&engine)?;
+    let result = conn.recv(input.as_slice(), Instant::now());
+    let events = events(env, &input, &mut conn)?;
+    Ok(match result {
+        Ok(()) => (terms::ok(), events).encode(env),
+        Err(r) => (terms::error(), rejection(env, &r)?, events).encode(env),
+    })
+}
+
+fn sent<'a>(env: Env<'a>, r: Result<Sent, SendError>, with_queued: bool) -> NifResult<Term<'a>> {
+    match r {
+        Ok(Sent::Queued(n)) if with_queued => Ok((terms::ok(), n).encode(env)),
+        Ok(Sent::Queued(_)) => Ok(terms::ok().encode(env)),
+        Ok(Sent::StreamClosed) => Ok((terms::error(), terms::closed()).encode(env)),
+        Err(SendError::Misuse(m)) => Err(misuse(m)),
+    }
+}
+
+#[rustler::nif]
+fn h1_read_body<'a>(env: Env<'a>, engine: ResourceArc<Http1Resource>, id: u64) -> NifResult<Term<'a>> {
+    let r = lock(&engine)?.read_body(id);
+    sent(env, r, false)
+}
+
+#[rustler::nif]
+fn h1_consume(engine: ResourceArc<Http1Resource>, id: u64, n: u64) -> NifResult<rustler::Atom> {
+    lock(&engine)?.consume(id, n).map_err(|SendError::Misuse(m)| misuse(m))?;
+    Ok(terms::ok())
+}
+
+#[rustler::nif]
+fn h1_send_headers<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<Http1Resource>,
+    id: u64,
+    headers: Vec<(Binary<'a>, Binary<'a>)>,
+    end_stream: bool,
+) -> NifResult<Term<'a>> {
+    let fields: Vec<(&[u8], &[u8])> = headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
+    let r = lock(&engine)?.send_headers(id, &fields, end_stream);
+    sent(env, r, false)
+}
+
+#[rustler::nif]
+fn h1_send_data<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<Http1Resource>,
+    id: u64,
+    data: Term<'a>,
+    end_stream: bool,
+) -> NifResult<Term<'a>> {
+    let bytes = Binary::from_iolist(data).map_err(|_| misuse("the body must be iodata"))?;
+    let r = lock(&engine)?.send_data(id, bytes.as_slice(), end_stream);
+    sent(env, r, true)
+}
+
+#[rustler::nif]
+fn h1_abort(engine: ResourceArc<Http1Resource>, id: u64) -> NifResult<rustler::Atom> {
+    lock(&engine)?.abort(id);
+    Ok(terms::ok())
+}
+
+#[rustler::nif]
+fn h1_shutdown(engine: ResourceArc<Http1Resource>) -> NifResult<rustler::Atom> {
+    lock(&engine)?.shutdown();
+    Ok(terms::ok())
+}
+
+/// Everything to write now and the events the flush produced: `{binary, events}`.
+#[rustler::nif]
+fn h1_flush<'a>(env: Env<'a>, engine: ResourceArc<Http1Resource>) -> NifResult<Term<'a>> {
+    let mut conn = lock(&engine)?;
+    let out = conn.flush(Instant::now());
+    // Input held back is processed by the flush as copies: no payload refers to an input.
+    let events = events(env, &empty(env), &mut conn)?;
+    Ok((binary(env, &out), events).encode(env))
+}
+
+#[rustler::nif]
+fn h1_check_timeouts<'a>(env: Env<'a>, engine: ResourceArc<Http1Resource>) -> NifResult<Term<'a>> {
+    let mut conn = lock(&engine)?;
+    Ok(match conn.check_timeouts(Instant::now()) {
+        Ok(()) => terms::ok().encode(env),
+        Err(r) => (terms::error(), rejection(env, &r)?).encode(env),
+    })
+}
+
+fn put<'a>(map: Term<'a>, key: &str, value: impl Encoder) -> NifResult<Term<'a>> {
+    let env = map.get_env();
+    map.map_put(rustler::Atom::from_str(env, key)?, value)
+}
+
+/// Connection state the caller acts on.
+#[rustler::nif]
+fn h1_info<'a>(env: Env<'a>, engine: ResourceArc<Http1Resource>) -> NifResult<Term<'a>> {
+    let conn = lock(&engine)?;
+    let now = Instant::now();
+    let deadline = conn.deadline().map(|d| d.saturating_duration_since(now).as_millis() as u64);
+    let mut m = Term::map_new(env);
+    m = put(m, "wants_input", conn.wants_input())?;
+    m = put(m, "done", conn.is_done())?;
+    m = put(m, "closing", conn.is_closing())?;
+    m = put(m, "pipelined", conn.pipelined() as u64)?;
+    m = put(m, "buffered_bytes", conn.buffered())?;
+    m = put(m, "queued_bytes", conn.queued())?;
+    m = put(m, "held_bytes", conn.held_input() as u64)?;
+    m = put(m, "deadline_ms", deadline)?;
+    Ok(m)
+}
+
+/// The engine's counters as a map (documented in `H2Flow.HTTP1.Engine.stats/1`).
+#[rustler::nif]
+fn h1_stats<'a>(env: Env<'a>, engine: ResourceArc<Http1Resource>) -> NifResult<Term<'a>> {
+    let conn = lock(&engine)?;
+    let s = conn.stats();
+    let mut rejected = Term::map_new(env);
+    for kind in Reject::ALL {
+        rejected = put(rejected, kind.name(), s.rejected(kind))?;
+    }
+    let mut m = Term::map_new(env);
+    m = put(m, "rejected", rejected)?;
+    for (k, v) in [
+        ("bytes_received", s.bytes_received),
+        ("bytes_sent", s.bytes_sent),
+        ("requests", s.requests),
+        ("responses", s.responses),
+        ("body_bytes_received", s.body_bytes_received),
+        ("body_bytes_discarded", s.body_bytes_discarded),
+        ("body_bytes_sent", s.body_bytes_sent),
+        ("responses_content_length", s.responses_content_length),
+        ("responses_chunked", s.responses_chunked),
+        ("responses_close_delimited", s.responses_close_delimited),
+        ("responses_without_body", s.responses_without_body),
+        ("continues_sent", s.continues_sent),
+        ("upgrades", s.upgrades),
+        ("upgrades_declined", s.upgrades_declined),
+        ("cancelled", s.cancelled),
+        ("writes_to_closed", s.writes_to_closed),
+        ("idle_timeouts", s.idle_timeouts),
+        ("input_pauses", s.input_pauses),
+        ("peak_pipelined", s.peak_pipelined),
+        ("peak_buffered_bytes", s.peak_buffered),
+        ("peak_queued_bytes", s.peak_queued),
+        ("rejected_total", s.rejected_total()),
+        ("buffered_bytes", conn.buffered()),
+        ("queued_bytes", conn.queued()),
+        ("pipelined", conn.pipelined() as u64),
+    ] {
+        m = put(m, k, v)?;
+    }
+    Ok(m)
+}
+
+/// What the first bytes of a cleartext connection are: `:http2`, `:http1`, `:more` or
+/// `:unknown` (the HTTP/2 engine's to answer).
+#[rustler::nif]
+fn h1_detect(bytes: Binary, max_request_line: usize) -> rustler::Atom {
+    match http1::detect(bytes.as_slice(), max_request_line) {
+        Detected::Http2 => atoms::http2(),
+        Detected::Http1 => atoms::http1(),
+        Detected::NeedMore => terms::more(),
+        Detected::Unknown => atoms::unknown(),
+    }
+}
+
+/// The HTTP/2 engine that continues an h2c upgrade: `{:ok, engine, events}` (stream 1
+/// announced) or `{:error, message}`. `opts` are `H2Flow.Engine`'s.
+#[rustler::nif]
+fn h1_http2_engine<'a>(
+    env: Env<'a>,
+    opts: Term<'a>,
+    settings: Vec<(u16, u32)>,
+    headers: Vec<(Binary<'a>, Binary<'a>)>,
+    body: Binary<'a>,
+) -> NifResult<Term<'a>> {
+    let cfg = engine::config(opts)?;
+    let mut fields = h2flow_core::hpack::HeaderList::new();
+    for (n, v) in &headers {
+        fields.push(n.as_slice(), v.as_slice());
+    }
+    match h2flow_core::Connection::from_upgrade(
+        cfg,
+        Instant::now(),
+        &settings,
+        fields,
+        body.as_slice().to_vec(),
+    ) {
+        Ok(mut conn) => {
+            let input = empty(env);
+            let events = conn
+                .drain_events()
+                .map(|e| engine::event(env, &input, &e))
+                .collect::<NifResult<Vec<Term<'a>>>>()?;
+            let resource = ResourceArc::new(EngineResource::new(conn));
+            Ok((terms::ok(), resource, events).encode(env))
+        }
+        Err(msg) => Ok((terms::error(), msg).encode(env)),
+    }
+}
