@@ -55,8 +55,10 @@ defmodule H2Flow do
     * `:write_timeout` (default `30000` ms): a peer that does not read for this long while we
       write is disconnected.
     * `:shutdown_timeout` (default `5000` ms): how long `stop/1` lets in-flight streams drain.
-    * `:read_buffer` (default `262144`): bytes read from the socket at most per read (one
-      message to the connection process per read: larger reads cost fewer system calls).
+    * `:read_buffer` (default `65536`): bytes read from the socket at most per read (one
+      message to the connection process per read). Request body bytes smaller than a quarter
+      of their read are copied out of it, so that kept body bytes never pin more than four
+      times their size; with 64 KiB reads, full 16 KiB DATA frames are not copied.
     * `:name`: registers the server's supervisor.
     * Engine options, for windows, limits and defences (see `H2Flow.Engine`):
 
@@ -78,7 +80,7 @@ defmodule H2Flow do
     idle_timeout: 60_000,
     write_timeout: 30_000,
     shutdown_timeout: 5_000,
-    read_buffer: 262_144
+    read_buffer: 65_536
   ]
 
   @typedoc "A running server (its supervisor)."

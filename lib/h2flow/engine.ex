@@ -103,9 +103,9 @@ defmodule H2Flow.Engine do
           | {:send_timeout, stream_id()}
 
   # recv/2 feeds the NIF at most this much per call, so one call stays well under 1 ms. The NIF
-  # returns a DATA payload of at least a quarter of its input as a sub-binary (a smaller one is
-  # copied, so that unread data never pins more than four times its size): at 64 KiB, full
-  # 16 KiB frames are not copied.
+  # returns a DATA payload of at least a quarter of the socket read it came in as a sub-binary
+  # (a smaller one is copied, so that body bytes never pin more than four times their size): with
+  # reads of 64 KiB (the server's default :read_buffer), full 16 KiB frames are not copied.
   @chunk 65_536
 
   @doc "Creates an engine. The server preface goes out with the first `flush/1`."
@@ -120,23 +120,25 @@ defmodule H2Flow.Engine do
   """
   @spec recv(t(), binary()) :: {:ok, [event()]} | {:error, reason()}
   def recv(engine, bytes) when byte_size(bytes) <= @chunk do
-    case Native.engine_recv(engine, bytes) do
+    case Native.engine_recv(engine, bytes, :binary.referenced_byte_size(bytes)) do
       {:ok, _events} = ok -> ok
       {:error, reason, _events} -> {:error, reason}
     end
   end
 
-  def recv(engine, bytes) when is_binary(bytes), do: recv_chunks(engine, bytes, [])
+  def recv(engine, bytes) when is_binary(bytes),
+    do: recv_chunks(engine, bytes, :binary.referenced_byte_size(bytes), [])
 
-  defp recv_chunks(engine, <<chunk::binary-size(@chunk), rest::binary>>, acc) when rest != "" do
-    case Native.engine_recv(engine, chunk) do
-      {:ok, events} -> recv_chunks(engine, rest, [events | acc])
+  defp recv_chunks(engine, <<chunk::binary-size(@chunk), rest::binary>>, size, acc)
+       when rest != "" do
+    case Native.engine_recv(engine, chunk, size) do
+      {:ok, events} -> recv_chunks(engine, rest, size, [events | acc])
       {:error, reason, _events} -> {:error, reason}
     end
   end
 
-  defp recv_chunks(engine, last, acc) do
-    case Native.engine_recv(engine, last) do
+  defp recv_chunks(engine, last, size, acc) do
+    case Native.engine_recv(engine, last, size) do
       {:ok, events} -> {:ok, Enum.reduce(acc, events, &(&1 ++ &2))}
       {:error, reason, _events} -> {:error, reason}
     end

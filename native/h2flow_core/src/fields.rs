@@ -23,6 +23,9 @@ pub struct RequestInfo {
     pub method_is_head: bool,
     /// How many pseudo-header fields open the section (they all come first, 8.3).
     pub pseudo: usize,
+    /// `expect: 100-continue`: the client may wait for a 100 before it sends the body
+    /// (RFC 9110 10.1.1).
+    pub expect_continue: bool,
 }
 
 /// A valid request as the application sees it: the pseudo-header fields by name, the target
@@ -124,6 +127,7 @@ pub fn validate_request(list: &HeaderList) -> Result<RequestInfo, Malformed> {
     let mut regular_seen = false;
     let mut pseudo_fields = 0;
     let mut content_length = None;
+    let mut expect_continue = false;
 
     for (name, value) in list.iter() {
         check_value(value)?;
@@ -152,6 +156,8 @@ pub fn validate_request(list: &HeaderList) -> Result<RequestInfo, Malformed> {
             check_regular_field(name, value)?;
             if name == b"content-length" {
                 content_length = Some(merge_content_length(content_length, value)?);
+            } else if name == b"expect" && value.eq_ignore_ascii_case(b"100-continue") {
+                expect_continue = true;
             }
         }
     }
@@ -198,7 +204,13 @@ pub fn validate_request(list: &HeaderList) -> Result<RequestInfo, Malformed> {
         }
     }
 
-    Ok(RequestInfo { content_length, is_connect, method_is_head: method == b"HEAD", pseudo: pseudo_fields })
+    Ok(RequestInfo {
+        content_length,
+        is_connect,
+        method_is_head: method == b"HEAD",
+        pseudo: pseudo_fields,
+        expect_continue,
+    })
 }
 
 /// Trailers: no pseudo-header fields at all (RFC 9113 8.1), plus the same field rules.

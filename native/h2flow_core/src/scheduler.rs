@@ -32,7 +32,8 @@
 //!    half, and the rest waits until a stream can use it.
 //! 6. **Initial windows.** Streams start at `initial_stream_window` (advertised in SETTINGS);
 //!    the connection window is raised from 65,535 to `initial_connection_window` by one credit
-//!    that [`Scheduler::take_initial_credit`] releases right after our SETTINGS.
+//!    that goes out right after our SETTINGS ([`Scheduler::take_initial_credit`]; the engine
+//!    grants it when the connection starts and counts it when its preface is written).
 //! 7. **Adaptive growth.** With a PING round-trip sample ([`Scheduler::ping_sent`],
 //!    [`Scheduler::ping_acked`]): if the peer sent at least 3/4 of the window it is sure to
 //!    have (the window less the threshold of credit we may hold back) within one round trip

@@ -125,3 +125,31 @@ fn discarding_after_the_response_ended_resets_at_once() {
     h.conn.send_headers(3, &[(b":status", b"204")], true).unwrap();
     assert!(resets(&h.flush()).is_empty());
 }
+
+/// RFC 9110 10.1.1: a client that sent `expect: 100-continue` may wait for `100 Continue`
+/// before it sends the body; the first read sends it (as Cowboy's `read_body` does), and only
+/// while no response has gone out.
+#[test]
+fn the_first_read_of_a_request_expecting_100_continue_sends_100() {
+    let mut h = Harness::established(default_config());
+    let fields: Vec<(String, String)> =
+        [post_fields("/", "5"), vec![("expect".into(), "100-continue".into())]].concat();
+    h.recv(&headers_owned(1, &fields, false)).unwrap();
+    assert!(h.flush().is_empty(), "nothing before the application reads");
+    assert_eq!(h.conn.read(1, 8_000_000), Some(ReadStatus::Wait));
+    let out = h.flush();
+    assert!(out.iter().any(|f| matches!(f, Out::Headers { stream_id: 1, end_stream: false, .. })), "{out:?}");
+    let blocks = ResponseDecoder::new().decode(&out);
+    assert_eq!(blocks.len(), 1, "{out:?}");
+    assert_eq!(blocks[0].1, vec![(":status".to_string(), "100".to_string())]);
+    // Once only.
+    h.recv(&data(1, b"he", false)).unwrap();
+    h.conn.read(1, 8_000_000);
+    assert!(h.flush().iter().all(|f| !matches!(f, Out::Headers { .. })));
+    // A response that went out before the first read: no 100.
+    h.recv(&headers_owned(3, &fields, false)).unwrap();
+    h.conn.send_headers(3, &[(b":status", b"413")], true).unwrap();
+    h.flush();
+    h.conn.read(3, 10);
+    assert!(h.flush().iter().all(|f| !matches!(f, Out::Headers { .. })));
+}

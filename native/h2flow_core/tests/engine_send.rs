@@ -73,7 +73,7 @@ fn rfc9113_6_9_streams_share_an_opening_connection_window_round_robin() {
 }
 
 #[test]
-fn send_data_reports_queued_bytes_and_send_window_open_when_the_queue_falls_below_the_limit() {
+fn send_data_reports_queued_bytes_and_send_window_open_when_the_queue_falls_to_half_the_limit() {
     let mut cfg = default_config();
     cfg.max_send_queue = 10_000;
     let mut h = open(cfg, &[(INITIAL_WINDOW_SIZE, 1000)], &[1]);
@@ -81,15 +81,18 @@ fn send_data_reports_queued_bytes_and_send_window_open_when_the_queue_falls_belo
     assert_eq!(h.conn.queued(), 14_000);
     let ev = h.recv(&window_update(1, 3000)).unwrap();
     assert!(ev.is_empty(), "still at 11,000: {ev:?}");
+    // Below the limit but above half of it: a sender woken now would be blocked again soon.
     let ev = h.recv(&window_update(1, 2000)).unwrap();
+    assert!(ev.is_empty(), "at 9,000: {ev:?}");
+    let ev = h.recv(&window_update(1, 4000)).unwrap();
     assert_eq!(ev, vec![Ev::SendWindowOpen { stream_id: 1 }]);
-    // Once per crossing.
+    // Once per wait.
     let ev = h.recv(&window_update(1, 2000)).unwrap();
     assert!(ev.is_empty());
-    assert_eq!(h.conn.send_data(1, &[0; 100], false), Ok(Sent::Queued(7_100)));
-    assert_eq!(h.conn.queued(), 7_100);
+    assert_eq!(h.conn.send_data(1, &[0; 100], false), Ok(Sent::Queued(3_100)));
+    assert_eq!(h.conn.queued(), 3_100);
     // Below the limit the caller was never told to wait, so it is not told to go on either.
-    let ev = h.recv(&window_update(1, 7_100)).unwrap();
+    let ev = h.recv(&window_update(1, 3_100)).unwrap();
     assert!(ev.is_empty());
     assert_eq!(h.conn.queued(), 0);
     assert_eq!(h.conn.stats().peak_queued_send_bytes, 14_000);
@@ -430,4 +433,68 @@ fn a_stalled_stream_is_reset_while_the_connection_keeps_serving_others() {
     assert!(!ev.contains(&Ev::SendTimeout { stream_id: 3 }), "{ev:?}");
     assert_eq!(resets(&h.flush()), vec![(1, ErrorCode::CANCEL.0)]);
     assert!(!h.conn.is_closed());
+}
+
+// Found in review: a sender told to wait by the connection's queue, with nothing of its own
+// queued, was never woken when another stream's reset or send timeout emptied that queue.
+
+/// Stream 1 fills the connection's send queue; stream 3 is told to wait with nothing queued.
+/// The peer resets stream 1: the connection queue is empty again, but 3 is never told.
+#[test]
+fn a_sender_waiting_on_the_connection_queue_is_told_when_a_reset_frees_it() {
+    let mut cfg = default_config();
+    cfg.max_connection_send_queue = 64 * 1024;
+    let mut h = open(cfg, &[(INITIAL_WINDOW_SIZE, 0)], &[1, 3]);
+    assert_eq!(
+        h.conn.send_body(1, &vec![0; 64 * 1024], false),
+        Ok(Sent::Accepted { taken: 65536, blocked: true })
+    );
+    assert_eq!(h.conn.send_body(3, &vec![0; 1000], false), Ok(Sent::Accepted { taken: 0, blocked: true }));
+    let mut ev = h.recv(&rst_stream(1, 8)).unwrap();
+    assert_eq!(h.conn.queued(), 0);
+    h.flush();
+    ev.extend(h.recv(&window_update(3, 100_000)).unwrap());
+    ev.extend(h.recv(&window_update(0, 100_000)).unwrap());
+    h.flush();
+    ev.extend(h.recv(&[]).unwrap());
+    // Much later: no send timeout either (nothing is queued on 3).
+    h.advance(std::time::Duration::from_secs(120));
+    let r = h.conn.check_timeouts(h.now);
+    ev.extend(h.recv(&[]).unwrap());
+    eprintln!("events: {ev:?}, check_timeouts: {r:?}");
+    assert!(ev.contains(&Ev::SendWindowOpen { stream_id: 3 }), "3 never told: {ev:?}");
+}
+
+/// Same with the send-stall reset of stream 1 freeing the queue.
+#[test]
+fn a_sender_waiting_on_the_connection_queue_is_told_when_a_send_timeout_frees_it() {
+    let mut cfg = default_config();
+    cfg.max_connection_send_queue = 64 * 1024;
+    cfg.send_stall_timeout = std::time::Duration::from_secs(30);
+    let mut h = open(cfg, &[(INITIAL_WINDOW_SIZE, 0)], &[1, 3, 5]);
+    // 5 keeps the connection sending.
+    h.recv(&window_update(5, 100)).unwrap();
+    h.conn.send_body(5, &vec![0; 100], false).unwrap();
+    assert!(matches!(
+        h.conn.send_body(1, &vec![0; 64 * 1024], false),
+        Ok(Sent::Accepted { blocked: true, .. })
+    ));
+    h.flush();
+    let r3 = h.conn.send_body(3, &vec![0; 1000], false);
+    let _ = r3;
+    let mut ev = Vec::new();
+    for _ in 0..20 {
+        h.advance(std::time::Duration::from_secs(5));
+        ev.extend(h.recv(&window_update(5, 100)).unwrap());
+        h.recv(&window_update(0, 100)).unwrap();
+        h.conn.send_body(5, &vec![0; 100], false).unwrap();
+        h.flush();
+        let _ = h.conn.check_timeouts(h.now);
+        ev.extend(h.recv(&[]).unwrap());
+    }
+    assert!(ev.contains(&Ev::SendTimeout { stream_id: 1 }));
+    assert!(
+        ev.contains(&Ev::SendWindowOpen { stream_id: 3 }) || ev.contains(&Ev::SendTimeout { stream_id: 3 }),
+        "3 never told: {ev:?}"
+    );
 }

@@ -38,7 +38,13 @@ fn rfc9113_8_3_1_valid_get_request_is_accepted() {
     let info = validate_request(&get_with(&[(b"accept", b"*/*"), (b"user-agent", b"test/1.0")])).unwrap();
     assert_eq!(
         info,
-        RequestInfo { content_length: None, is_connect: false, method_is_head: false, pseudo: 4 }
+        RequestInfo {
+            content_length: None,
+            is_connect: false,
+            method_is_head: false,
+            pseudo: 4,
+            expect_continue: false
+        }
     );
 }
 

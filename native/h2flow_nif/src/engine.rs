@@ -77,12 +77,18 @@ fn engine_new<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
     }
 }
 
-/// A DATA payload that is at least a quarter of the input it arrived in is returned as a
-/// sub-binary of that input; smaller ones are copied, so that buffered, unread data never pins
-/// more than four times its size in input binaries.
-pub(crate) fn payload<'a>(env: Env<'a>, input: &Binary<'a>, p: &Payload) -> NifResult<Term<'a>> {
+/// A DATA payload that is at least a quarter of the binary its input is part of (`referenced`:
+/// the whole socket read, of which `input` may be a piece) is returned as a sub-binary of the
+/// input; smaller ones are copied, so that body bytes kept anywhere never pin more than four
+/// times their size in socket reads.
+pub(crate) fn payload<'a>(
+    env: Env<'a>,
+    input: &Binary<'a>,
+    referenced: usize,
+    p: &Payload,
+) -> NifResult<Term<'a>> {
     match p {
-        Payload::Input { start, len } if *len >= 256 && len * 4 >= input.len() => {
+        Payload::Input { start, len } if *len >= 256 && len * 4 >= referenced.max(input.len()) => {
             Ok(input.make_subbinary(*start, *len)?.to_term(env))
         }
         Payload::Input { .. } => Ok(binary(env, p.resolve(input.as_slice()))),
@@ -129,13 +135,18 @@ fn request<'a>(
     Ok(rustler::types::tuple::make_tuple(env, &elements))
 }
 
-pub(crate) fn event<'a>(env: Env<'a>, input: &Binary<'a>, e: &Event) -> NifResult<Term<'a>> {
+pub(crate) fn event<'a>(
+    env: Env<'a>,
+    input: &Binary<'a>,
+    referenced: usize,
+    e: &Event,
+) -> NifResult<Term<'a>> {
     Ok(match e {
         Event::Headers { stream_id, fields, info, end_stream } => {
             request(env, *stream_id, fields, info, *end_stream)?
         }
         Event::Data { stream_id, data, end_stream } => {
-            (terms::data(), *stream_id, payload(env, input, data)?, *end_stream).encode(env)
+            (terms::data(), *stream_id, payload(env, input, referenced, data)?, *end_stream).encode(env)
         }
         Event::ReadDone { stream_id, fin } => {
             (terms::read_done(), *stream_id, if *fin { terms::fin() } else { terms::more() }).encode(env)
@@ -149,26 +160,34 @@ pub(crate) fn event<'a>(env: Env<'a>, input: &Binary<'a>, e: &Event) -> NifResul
         Event::StreamError { stream_id, code, message } => {
             (terms::stream_error(), *stream_id, encode_code(env, *code), message.as_str()).encode(env)
         }
-        Event::GoAway { last_stream_id, code, debug } => {
-            (terms::goaway(), *last_stream_id, encode_code(env, *code), payload(env, input, debug)?)
-                .encode(env)
-        }
+        Event::GoAway { last_stream_id, code, debug } => (
+            terms::goaway(),
+            *last_stream_id,
+            encode_code(env, *code),
+            payload(env, input, referenced, debug)?,
+        )
+            .encode(env),
         Event::SendWindowOpen { stream_id } => (terms::send_window_open(), *stream_id).encode(env),
         Event::SendTimeout { stream_id } => (terms::send_timeout(), *stream_id).encode(env),
     })
 }
 
-/// Feeds received bytes (the caller bounds each call to 64 KiB): `{:ok, events}` or
-/// `{:error, reason}` after a connection error (the GOAWAY is queued for `engine_flush`).
+/// Feeds received bytes (the caller bounds each call to 64 KiB; `referenced` is the size of
+/// the socket read they are part of): `{:ok, events}` or `{:error, reason, events}` after a
+/// connection error (the GOAWAY is queued for `engine_flush`).
 #[rustler::nif]
 fn engine_recv<'a>(
     env: Env<'a>,
     engine: ResourceArc<EngineResource>,
     input: Binary<'a>,
+    referenced: usize,
 ) -> NifResult<Term<'a>> {
     let mut conn = lock(&engine)?;
     let result = conn.recv(input.as_slice(), Instant::now());
-    let events = conn.drain_events().map(|e| event(env, &input, &e)).collect::<NifResult<Vec<Term<'a>>>>()?;
+    let events = conn
+        .drain_events()
+        .map(|e| event(env, &input, referenced, &e))
+        .collect::<NifResult<Vec<Term<'a>>>>()?;
     Ok(match result {
         Ok(()) => (terms::ok(), events).encode(env),
         Err(e) => (terms::error(), encode_error(env, &e), events).encode(env),
@@ -312,7 +331,8 @@ fn engine_check_timeouts<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>) 
     let result = conn.check_timeouts(Instant::now());
     // Timeouts report no payloads: the events refer to no input.
     let empty: Binary<'a> = rustler::NewBinary::new(env, 0).into();
-    let events = conn.drain_events().map(|e| event(env, &empty, &e)).collect::<NifResult<Vec<Term<'a>>>>()?;
+    let events =
+        conn.drain_events().map(|e| event(env, &empty, 0, &e)).collect::<NifResult<Vec<Term<'a>>>>()?;
     Ok(match result {
         Ok(()) => (terms::ok(), events).encode(env),
         Err(e) => (terms::error(), encode_error(env, &e), events).encode(env),

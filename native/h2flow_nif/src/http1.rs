@@ -83,13 +83,13 @@ fn event<'a>(env: Env<'a>, input: &Binary<'a>, e: &Event) -> NifResult<Term<'a>>
             (atoms::request(), *id, version(*v), header_list(env, fields), *end_stream).encode(env)
         }
         Event::Data { id, data, end_stream } => {
-            (terms::data(), *id, engine::payload(env, input, data)?, *end_stream).encode(env)
+            (terms::data(), *id, engine::payload(env, input, 0, data)?, *end_stream).encode(env)
         }
         Event::Trailers { id, fields } => (terms::trailers(), *id, header_list(env, fields)).encode(env),
         Event::Writable { id } => (atoms::writable(), *id).encode(env),
         Event::Cancelled { id } => (atoms::cancelled(), *id).encode(env),
         Event::Upgrade(u) => {
-            let rest = engine::payload(env, input, &u.rest)?;
+            let rest = engine::payload(env, input, 0, &u.rest)?;
             (atoms::upgrade(), u.settings.clone(), header_list(env, &u.fields), binary(env, &u.body), rest)
                 .encode(env)
         }
@@ -306,7 +306,7 @@ fn h1_http2_engine<'a>(
             let input = empty(env);
             let events = conn
                 .drain_events()
-                .map(|e| engine::event(env, &input, &e))
+                .map(|e| engine::event(env, &input, 0, &e))
                 .collect::<NifResult<Vec<Term<'a>>>>()?;
             let resource = ResourceArc::new(EngineResource::new(conn));
             Ok((terms::ok(), resource, events).encode(env))

@@ -104,6 +104,9 @@ pub(crate) struct Stream {
     pub received: u64,
     /// The application was told about this stream (Headers event).
     pub announced: bool,
+    /// The request said `expect: 100-continue` and no response has gone out yet: the first
+    /// read sends `100 Continue` (RFC 9110 10.1.1), as Cowboy's `read_body` does.
+    pub expect_continue: bool,
     pub send: send::SendState,
 }
 
@@ -175,6 +178,8 @@ pub struct Connection {
     events: Vec<Event>,
     output: Vec<u8>,
     stats: Stats,
+    /// A sender was told to wait: [`Connection::wake_senders`] tells it when it may go on.
+    senders_waiting: bool,
     /// Our preface is still to be written (by the first flush), with the credit that opens
     /// the connection window.
     preface_due: bool,
@@ -227,6 +232,7 @@ impl Connection {
             events: Vec::new(),
             output: Vec::with_capacity(4096),
             stats: Stats::default(),
+            senders_waiting: false,
             preface_due: true,
             initial_credit: None,
             now,
@@ -308,9 +314,16 @@ impl Connection {
     /// The application reads the body of a stream, up to `length` bytes (see
     /// [`crate::scheduler`], rule 8): the bytes reported in [`Event::Data`] and not yet handed
     /// over are handed over now. Returns whether that completes the read; if it returns
-    /// [`ReadStatus::Wait`], an [`Event::ReadDone`] tells when it completes. `None` when the
-    /// stream is gone (reset) or never was a request with a body.
+    /// [`ReadStatus::Wait`], an [`Event::ReadDone`] tells when it completes; [`ReadStatus::Fin`]
+    /// for a request whose body ended (or that had none). `None` when the stream is gone: reset,
+    /// or ended both ways so long ago that it was forgotten (`closed_stream_memory`).
     pub fn read(&mut self, stream_id: u32, length: u64) -> Option<ReadStatus> {
+        if let Some(s) = self.streams.get_mut(&stream_id).filter(|s| s.expect_continue) {
+            s.expect_continue = false;
+            if !s.send.headers_sent && s.state.we_may_send() && s.state.peer_may_send() {
+                self.write_header_block(stream_id, [(&b":status"[..], &b"100"[..])], false);
+            }
+        }
         if let Some(status) = self.scheduler.read(stream_id, length) {
             return Some(status);
         }

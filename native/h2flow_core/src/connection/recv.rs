@@ -234,14 +234,12 @@ impl Connection {
                 ));
             }
         }
-        if len == 0 && !d.end_stream {
-            if !self.empty_frames.take(now) {
-                self.stats.defences.empty_frames += 1;
-                return Err(conn(ErrorCode::ENHANCE_YOUR_CALM, "too many empty DATA frames (CVE-2019-9518)"));
-            }
-            return Ok(());
+        let empty = len == 0 && !d.end_stream;
+        if empty && !self.empty_frames.take(now) {
+            self.stats.defences.empty_frames += 1;
+            return Err(conn(ErrorCode::ENHANCE_YOUR_CALM, "too many empty DATA frames (CVE-2019-9518)"));
         }
-        if arrival != Arrival::Dropped {
+        if arrival != Arrival::Dropped && !empty {
             let data = match input {
                 Some(input) => Payload::Input {
                     start: d.data.as_ptr() as usize - input.as_ptr() as usize,
@@ -397,7 +395,14 @@ impl Connection {
         let send = super::send::SendState::new(self.peer.initial_window_size);
         self.streams.insert(
             id,
-            Stream { state, content_length: info.content_length, received: 0, announced: true, send },
+            Stream {
+                state,
+                content_length: info.content_length,
+                received: 0,
+                announced: true,
+                expect_continue: info.expect_continue && !end_stream,
+                send,
+            },
         );
         self.last_accepted_id = id;
         self.stats.streams_opened += 1;

@@ -169,13 +169,17 @@ impl Connection {
             Sent::Queued(_) => {}
             other => return Ok(other),
         }
-        let blocked = take < wanted as usize || self.queued_total >= conn_limit || {
+        let conn_full = self.queued_total >= conn_limit;
+        let blocked = take < wanted as usize || conn_full || {
             self.streams.get(&id).is_some_and(|s| s.send.queued >= stream_limit)
         };
         if blocked {
             if let Some(s) = self.streams.get_mut(&id) {
                 s.send.notify = true;
             }
+            // Told to wait, possibly with nothing of its own queued: only the connection's queue
+            // draining (or a stream leaving it) can wake it.
+            self.senders_waiting = true;
         }
         Ok(Sent::Accepted { taken: take, blocked })
     }
@@ -243,6 +247,7 @@ impl Connection {
         let queued = s.send.queued;
         if queued >= self.cfg.max_send_queue as u64 {
             s.send.notify = true;
+            self.senders_waiting = true;
         }
         self.queued_total += rest.len() as u64;
         self.stats.peak_queued_send_bytes = self.stats.peak_queued_send_bytes.max(self.queued_total);
@@ -289,7 +294,7 @@ impl Connection {
         }
     }
 
-    fn write_header_block<'a>(
+    pub(super) fn write_header_block<'a>(
         &mut self,
         id: u32,
         fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
@@ -326,6 +331,7 @@ impl Connection {
             self.queued_total -= s.send.queued;
         }
         self.closed.insert(id, Closed::EndStream);
+        self.wake_senders();
     }
 
     /// Writes RST_STREAM and closes the stream; if it was open, its buffered request bytes are
@@ -339,6 +345,8 @@ impl Connection {
     pub(super) fn close_stream(&mut self, id: u32, how: Closed) {
         if let Some(s) = self.streams.remove(&id) {
             self.queued_total -= s.send.queued;
+            // What it had queued leaves the connection's queue: others may send again.
+            self.senders_waiting |= s.send.queued > 0;
             // The application is told (StreamReset, StreamError) or reset it itself: what it
             // has not consumed is released. A stream both sides had ended keeps its bytes until
             // the application consumes them, even if a late frame makes us reset it: releasing
@@ -346,6 +354,7 @@ impl Connection {
             self.scheduler.close_stream(id);
         }
         self.closed.insert(id, how);
+        self.wake_senders();
     }
 
     /// Puts a stream with work and window in the round-robin list.
@@ -417,12 +426,10 @@ impl Connection {
                 let end = done && s.send.end_queued && s.send.trailers.is_none();
                 s.send.check_stall(&mut self.stats);
                 self.send_window.spend(n);
-                let conn_was_full = self.queued_total >= self.cfg.max_connection_send_queue as u64;
                 self.queued_total -= n as u64;
                 self.last_data_sent = self.now;
                 write_data(&mut self.output, &mut self.stats, id, &chunk, end);
                 ended_by_data = end;
-                self.notify_senders(id, conn_was_full);
                 if !done {
                     self.make_ready(id);
                     continue;
@@ -445,35 +452,34 @@ impl Connection {
                 self.local_ended(id);
             }
         }
+        self.wake_senders();
     }
 }
 
 impl Connection {
-    /// Tells blocked senders they may send again once their queue, and the connection's, fell
-    /// below the limits: the stream that just sent, and every other one when the connection's
-    /// queue was what blocked them.
-    fn notify_senders(&mut self, id: u32, conn_was_full: bool) {
-        let stream_limit = self.cfg.max_send_queue as u64;
-        if self.queued_total >= self.cfg.max_connection_send_queue as u64 {
+    /// Tells the senders that were told to wait ([`Sent::Accepted`] `blocked`) that they may
+    /// send again, once their stream's queue and the connection's have drained to half their
+    /// limits (half, so that a sender is not woken for every frame that leaves). Called after
+    /// anything that empties queues: frames going out, streams closing.
+    pub(super) fn wake_senders(&mut self) {
+        let conn_low = self.cfg.max_connection_send_queue as u64 / 2;
+        if !self.senders_waiting || self.queued_total > conn_low {
             return;
         }
-        let notify = |id: u32, s: &mut super::Stream| {
-            if s.send.notify && s.send.queued < stream_limit {
+        let stream_low = self.cfg.max_send_queue as u64 / 2;
+        let mut still_waiting = false;
+        for (&id, s) in self.streams.iter_mut() {
+            if !s.send.notify {
+                continue;
+            }
+            if s.send.queued <= stream_low {
                 s.send.notify = false;
-                Some(Event::SendWindowOpen { stream_id: id })
+                self.events.push(Event::SendWindowOpen { stream_id: id });
             } else {
-                None
+                still_waiting = true;
             }
-        };
-        if conn_was_full {
-            for (&other, s) in self.streams.iter_mut() {
-                if let Some(e) = notify(other, s) {
-                    self.events.push(e);
-                }
-            }
-        } else if let Some(e) = self.streams.get_mut(&id).and_then(|s| notify(id, s)) {
-            self.events.push(e);
         }
+        self.senders_waiting = still_waiting;
     }
 }
 

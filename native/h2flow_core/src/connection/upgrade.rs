@@ -75,6 +75,8 @@ impl Connection {
             content_length: info.content_length,
             received: body.len() as u64,
             announced: true,
+            // The body came with the upgrade: nothing to wait for.
+            expect_continue: false,
             send,
         };
         conn.streams.insert(UPGRADE_STREAM, stream);
