@@ -5,6 +5,7 @@ mod cowboy;
 mod engine;
 mod scheduler;
 mod terms;
+mod totals;
 
 #[rustler::nif]
 fn nif_loaded() -> bool {
