@@ -36,9 +36,29 @@ defmodule H2Flow.Req do
   memory.
 
   Calls on a stream the peer has reset return `{:error, :closed}` (reads and streamed bodies)
-  or do nothing (replies); they never raise because of the peer. Any process holding the
-  request may send the response (a `Task` the handler started, say), as with Cowboy; the body
-  is read by the handler's own process.
+  or do nothing (replies); they never raise because of the peer.
+
+  ## Answering from another process
+
+  As with Cowboy, any process holding the request may send the response while the handler
+  runs: `reply/4`, `stream_reply/3`, `stream_body/3`, `stream_trailers/2`, `inform/3` and
+  `reset/2` from a `Task` the handler started work as from the handler (the connection routes
+  them by stream and answers the process that called). The handler must wait for that process
+  before it returns: when `init/2` returns, the stream is finished (a 204 if nothing was sent,
+  the end of a streamed body), and later calls return `{:error, :closed}` or do nothing.
+  The body is read by the handler's own process: `read_body/2` from another process raises
+  `ArgumentError` (the connection sends the body's bytes to the handler).
+
+      def init(req, state) do
+        task =
+          Task.async(fn ->
+            req = H2Flow.Req.stream_reply(200, %{"content-type" => "text/plain"}, req)
+            :ok = H2Flow.Req.stream_body("from a task", :fin, req)
+            req
+          end)
+
+        {:ok, Task.await(task), state}
+      end
   """
 
   @enforce_keys [:conn, :stream_id]
@@ -220,9 +240,20 @@ defmodule H2Flow.Req do
     req = %{req | body: nil}
 
     case collect(id, ref, early) do
-      {:fin, data} -> {:ok, data, %{req | body_state: :done}}
-      {:more, data} -> {:more, data, %{req | body_state: :reading}}
-      {:error, _} = error -> error
+      {:fin, data} ->
+        {:ok, data, %{req | body_state: :done}}
+
+      {:more, data} ->
+        {:more, data, %{req | body_state: :reading}}
+
+      {:error, :not_handler} ->
+        raise ArgumentError,
+              "read_body/2 was called by #{inspect(self())}, not by the handler of stream " <>
+                "#{id}: the connection sends the body's bytes to the handler's process, so " <>
+                "only it can read them (read the body first, then hand it to other processes)"
+
+      {:error, _} = error ->
+        error
     end
   end
 

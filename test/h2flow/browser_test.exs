@@ -107,7 +107,7 @@ defmodule H2Flow.BrowserTest do
 
   # The engine stats of each live connection of the demo's TLS server.
   defp connection_stats(demo) do
-    for pid <- connections(demo.tls), do: GenServer.call(pid, :stats)
+    H2Flow.stats(demo.tls, :connections)
   end
 
   # 300 fetches of /slow?ms=1000 from the page; the server's peak of requests in flight.
