@@ -8,13 +8,17 @@ defmodule H2Flow.Telemetry do
   application is started at the time the server starts (an application that uses
   Telemetry.Metrics, a Prometheus exporter or Phoenix has it), and does nothing otherwise.
 
-      :telemetry.attach_many(
-        "log-slow-requests",
-        [[:h2flow, :request, :stop]],
-        fn _event, %{duration: duration}, %{method: method, path: path, status: status}, _ ->
+      defmodule MyApp.SlowRequests do
+        def handle_event([:h2flow, :request, :stop], %{duration: duration}, meta, _config) do
           ms = System.convert_time_unit(duration, :native, :millisecond)
-          if ms > 500, do: IO.puts("slow: \#{method} \#{path} -> \#{status} in \#{ms} ms")
-        end,
+          if ms > 500, do: IO.puts("slow: \#{meta.method} \#{meta.path} -> \#{meta.status}")
+        end
+      end
+
+      :telemetry.attach(
+        "log-slow-requests",
+        [:h2flow, :request, :stop],
+        &MyApp.SlowRequests.handle_event/4,
         nil
       )
 
