@@ -120,10 +120,14 @@ defmodule H2Flow.Connection do
         streams = Streams.new(s.engine, s.config, conn)
         {:noreply, %{s | socket: sock, streams: streams, phase: :preface, span_start: span_start}}
 
-      {:error, reason} ->
+      {:error, reason, peer} ->
         # Whatever failed (a TLS alert, a client that closed at once, a timeout), the socket is
-        # closed and the connection ends quietly: nothing the peer does is a crash.
-        Logger.debug(fn -> "h2flow: handshake failed: #{inspect(reason)}" end)
+        # closed and the connection ends quietly: nothing the peer does is a crash. Logged
+        # once, here (:ssl's own alert logs are off, see H2Flow.Transport.TLSOptions).
+        Logger.debug(fn ->
+          "h2flow: handshake with #{Request.peer_string(peer)} failed: #{inspect(reason)}"
+        end)
+
         _ = s.transport.close(s.socket)
 
         s =

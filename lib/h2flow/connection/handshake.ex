@@ -12,11 +12,16 @@ defmodule H2Flow.Connection.Handshake do
 
   def active_n, do: @active_n
 
-  @doc "`{:ok, socket, conn}` (conn: what every request of the connection shares) or an error."
+  @doc """
+  `{:ok, socket, conn}` (conn: what every request of the connection shares), or
+  `{:error, reason, peer}` (`peer` nil when it is not known).
+  """
   def run(transport, sock, config) do
-    with {:ok, sock} <- transport.handshake(sock, config.preface_timeout),
+    peer = with {:ok, peer} <- transport.peername(sock), do: peer, else: (_ -> nil)
+
+    with true <- peer != nil || {:error, :enotconn},
+         {:ok, sock} <- transport.handshake(sock, config.preface_timeout),
          :ok <- check_alpn(transport, sock),
-         {:ok, peer} <- transport.peername(sock),
          {:ok, local} <- transport.sockname(sock),
          :ok <- transport.setopts(sock, socket_opts(config)) do
       # Over TLS, the client's certificate and the session's parameters (Plug's get_ssl_data).
@@ -26,6 +31,8 @@ defmodule H2Flow.Connection.Handshake do
         with {:ok, info} <- transport.connection_information(sock), do: info, else: (_ -> nil)
 
       {:ok, sock, %{peer: peer, sock: local, cert: cert, tls_info: tls_info}}
+    else
+      {:error, reason} -> {:error, reason, peer}
     end
   end
 
