@@ -12,8 +12,6 @@ defmodule H2Flow.BrowserTest do
   # refreshes docs/browser-demo.png and docs/browser-upload.png.
   use ExUnit.Case, async: false
 
-  import H2Flow.Test.ServerHelpers, only: [connections: 1]
-
   alias H2Flow.Demo
   alias H2Flow.Test.Chromium
 

@@ -24,16 +24,22 @@ defmodule H2Flow.Test.DocExamples do
     |> Enum.map(&hd/1)
   end
 
-  @doc "Defines `MyApp.Hello`, the handler of H2Flow's moduledoc and the README, once per VM."
+  @doc """
+  Defines the handler of H2Flow's moduledoc (`MyApp.Hello` there; other examples define a
+  plug of that name) as `H2Flow.Test.DocHello`, once per VM. `rename/1` makes an example use it.
+  """
   def define_hello! do
     :global.trans({{__MODULE__, :hello}, self()}, fn ->
-      unless Code.ensure_loaded?(MyApp.Hello) do
+      unless Code.ensure_loaded?(H2Flow.Test.DocHello) do
         [code | _] = moduledoc_blocks(H2Flow)
         [module, _rest] = String.split(code, "\n\n{:ok, server}", parts: 2)
-        Code.eval_string(module)
+        Code.eval_string(rename(module))
       end
     end)
 
     :ok
   end
+
+  @doc "An example's code with `MyApp.Hello` as `H2Flow.Test.DocHello`."
+  def rename(code), do: String.replace(code, "MyApp.Hello", "H2Flow.Test.DocHello")
 end

@@ -203,7 +203,8 @@ defmodule H2Flow.Test.TelemetryCases do
         H2Flow.Test.DocExamples.define_hello!()
         code = H2Flow.Test.DocExamples.moduledoc_blocks(H2Flow.Telemetry) |> hd()
         assert code =~ "port: 8080"
-        {_, binding} = Code.eval_string(String.replace(code, "port: 8080", "port: 0"))
+        code = code |> String.replace("port: 8080", "port: 0") |> H2Flow.Test.DocExamples.rename()
+        {_, binding} = Code.eval_string(code)
         server = binding[:server]
         conn = connect!(H2Flow.port(server))
         {:ok, conn, id} = H2Client.request(conn, "POST", "/", [], "abc")
