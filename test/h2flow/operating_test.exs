@@ -173,6 +173,16 @@ defmodule H2Flow.OperatingTest do
     end
   end
 
+  test "README, Operating h2flow: a supervised server stopped with terminate_child stays stopped" do
+    H2Flow.Test.DocExamples.define_hello!()
+    [code] = H2Flow.Test.DocExamples.readme_blocks("<!-- operating-example -->") |> Enum.take(1)
+    assert code =~ "port: 8080"
+    code = code |> String.replace("port: 8080", "port: 0") |> H2Flow.Test.DocExamples.rename()
+    {_, binding} = Code.eval_string(code)
+    assert [{_, :undefined, :supervisor, _}] = Supervisor.which_children(binding[:sup])
+    Supervisor.stop(binding[:sup])
+  end
+
   describe "answering from another process" do
     test "a Task replies, or streams a response, for the handler that waits for it" do
       {_server, port} =

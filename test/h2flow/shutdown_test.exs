@@ -93,6 +93,29 @@ defmodule H2Flow.ShutdownTest do
     assert {"slept 200", 0} = Task.await(client, 10_000)
   end
 
+  test "SIGTERM to a VM whose application runs the server: the request in flight gets its 200" do
+    elixir = System.find_executable("elixir") || flunk("elixir is not on PATH")
+    ebin = :code.lib_dir(:h2flow, :ebin) |> to_string()
+    script = Path.expand("../support/sigterm_app.exs", __DIR__)
+
+    vm =
+      Port.open({:spawn_executable, elixir}, [
+        :binary,
+        :exit_status,
+        {:line, 1_000},
+        args: ["-pa", ebin, script]
+      ])
+
+    {:os_pid, os_pid} = Port.info(vm, :os_pid)
+    assert_receive {^vm, {:data, {:eol, "port " <> port}}}, 30_000
+    client = curl(["--http2-prior-knowledge", "-w", " %{http_code}", "http://127.0.0.1:#{port}/"])
+    assert_receive {^vm, {:data, {:eol, "handler started"}}}, 10_000
+
+    {_, 0} = System.cmd("kill", ["-TERM", "#{os_pid}"])
+    assert {"slept 200", 0} = Task.await(client, 10_000)
+    assert_receive {^vm, {:exit_status, 0}}, 30_000
+  end
+
   test "the application stops mid-download: the client gets all of a 10 MB body" do
     body = :binary.copy("0123456789", @mb)
     {app, _server, port} = start_app!(&Req.reply(200, %{}, body, &1))
