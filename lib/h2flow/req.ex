@@ -61,6 +61,8 @@ defmodule H2Flow.Req do
       end
   """
 
+  alias H2Flow.Req.Fields
+
   @enforce_keys [:conn, :stream_id]
   defstruct [
     :conn,
@@ -304,7 +306,7 @@ defmodule H2Flow.Req do
   def stream_reply(status, headers \\ %{}, req)
 
   def stream_reply(status, headers, %__MODULE__{resp: :none} = req) do
-    cast(req, {:stream_reply, status_binary(status), normalize_headers(headers)})
+    cast(req, {:stream_reply, status_binary(status), Fields.normalize(headers)})
     %{req | resp: :streaming}
   end
 
@@ -331,7 +333,7 @@ defmodule H2Flow.Req do
   @doc "Ends a streamed response with trailer fields."
   @spec stream_trailers(headers(), t()) :: :ok | {:error, :closed}
   def stream_trailers(trailers, %__MODULE__{resp: :streaming} = req) do
-    call(req, {:stream_trailers, normalize_headers(trailers)})
+    call(req, {:stream_trailers, Fields.normalize(trailers)})
   end
 
   def stream_trailers(_trailers, %__MODULE__{}) do
@@ -348,7 +350,7 @@ defmodule H2Flow.Req do
 
   def inform(status, headers, %__MODULE__{resp: :none} = req)
       when is_integer(status) and status in 100..199 and status != 101 do
-    cast(req, {:inform, Integer.to_string(status), normalize_headers(headers)})
+    cast(req, {:inform, Integer.to_string(status), Fields.normalize(headers)})
   end
 
   def inform(status, _headers, %__MODULE__{resp: :none}) do
@@ -383,74 +385,12 @@ defmodule H2Flow.Req do
   # No content-length is made up for 204 (RFC 9110 8.6 forbids it) or 304 (where it would
   # have to be the length of the representation, not of this empty body).
   defp response_headers(status, headers, body) do
-    headers = normalize_headers(headers)
+    headers = Fields.normalize(headers)
 
     if status in ["204", "304"] or List.keymember?(headers, "content-length", 0),
       do: headers,
       else: [{"content-length", Integer.to_string(byte_size(body))} | headers]
   end
-
-  # Checked here, in the handler, so that a mistake raises where it was made (the engine
-  # would refuse the same fields later, far from the handler's code).
-  @doc false
-  def normalize_headers(headers) when is_map(headers) or is_list(headers) do
-    Enum.map(headers, fn {name, value} ->
-      name = header_name(name)
-      value = IO.iodata_to_binary(value)
-      check_field!(name, value)
-      {name, value}
-    end)
-  end
-
-  defp header_name(name) when is_binary(name), do: name
-  defp header_name(name) when is_atom(name), do: Atom.to_string(name)
-
-  @connection_specific ~w(connection proxy-connection keep-alive transfer-encoding upgrade te)
-
-  defp check_field!(name, value) do
-    cond do
-      not token?(name) ->
-        raise ArgumentError,
-              "invalid field name #{inspect(name)}: names are lowercase tokens " <>
-                "(RFC 9113 8.2, RFC 9110 5.1); pseudo-header fields are set by the server"
-
-      name in @connection_specific ->
-        raise ArgumentError,
-              "connection-specific field #{inspect(name)} in an HTTP/2 response (RFC 9113 8.2.2)"
-
-      not valid_value?(value) ->
-        raise ArgumentError,
-              "invalid value for #{inspect(name)}: #{inspect(value)} has NUL, CR or LF, or " <>
-                "starts or ends with whitespace (RFC 9113 8.2.1)"
-
-      true ->
-        :ok
-    end
-  end
-
-  defp token?(""), do: false
-  defp token?(name), do: tchars?(name)
-
-  defp tchars?(<<c, rest::binary>>)
-       when c in ?a..?z or c in ?0..?9 or c in ~c"!#$%&'*+-.^_`|~",
-       do: tchars?(rest)
-
-  defp tchars?(<<>>), do: true
-  defp tchars?(_), do: false
-
-  # One pass over the bytes (String.contains?/2 with a list compiles a pattern on every call:
-  # a third of the cost of a small response).
-  defp valid_value?(""), do: true
-  defp valid_value?(<<c, _::binary>>) when c in [?\s, ?\t], do: false
-
-  defp valid_value?(value) do
-    last = :binary.last(value)
-    last != ?\s and last != ?\t and no_nul_cr_lf?(value)
-  end
-
-  defp no_nul_cr_lf?(<<c, _::binary>>) when c in [0, ?\r, ?\n], do: false
-  defp no_nul_cr_lf?(<<_, rest::binary>>), do: no_nul_cr_lf?(rest)
-  defp no_nul_cr_lf?(<<>>), do: true
 
   # The connection answers calls with {ref, reply}. Its handlers are linked to it; another
   # process waits on a monitor, so that a connection that goes away answers {:error, :closed}.
@@ -471,22 +411,5 @@ defmodule H2Flow.Req do
   defp cast(%__MODULE__{conn: conn, stream_id: id}, request) do
     send(conn, {:"$h2flow", self(), nil, id, request})
     :ok
-  end
-end
-
-defimpl Inspect, for: H2Flow.Req do
-  # Logs and crash reports never carry a request body: only what identifies the request.
-  import Inspect.Algebra
-
-  def inspect(req, opts) do
-    fields = [
-      stream_id: req.stream_id,
-      method: req.method,
-      path: req.path,
-      authority: req.authority,
-      peer: req.peer
-    ]
-
-    concat(["#H2Flow.Req<", to_doc(fields, opts), ">"])
   end
 end
