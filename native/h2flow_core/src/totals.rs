@@ -293,9 +293,8 @@ impl Reporter {
             return;
         }
         self.closed = true;
-        let fields = fields();
-        for i in 0..CONNECTIONS {
-            if fields[i].kind == Gauge && self.last[i] != 0 {
+        for (i, f) in fields().iter().enumerate().take(CONNECTIONS) {
+            if f.kind == Gauge && self.last[i] != 0 {
                 self.totals.apply(i, Gauge, self.last[i], 0);
             }
         }
