@@ -182,6 +182,12 @@ defmodule H2Flow.Test.TelemetryCases do
                         %{defence: :rapid_reset, peer: ^peer, listener: :ops}},
                        5_000
 
+        assert_receive {:telemetry, [:h2flow, :connection, :stop], _,
+                        %{reason: {:connection_error, :enhance_your_calm, message}}},
+                       5_000
+
+        assert message =~ "CVE-2023-44487"
+
         refute_receive {:telemetry, [:h2flow, :defence], _, _}, 200
       end
 

@@ -82,6 +82,8 @@ defmodule H2Flow.Connection.Report do
 
     reason =
       case reason do
+        # The engine's error: {:connection_error, code, message} (or a stream's).
+        {:shutdown, {:connection_error, error}} when is_tuple(error) -> error
         {:shutdown, reason} -> reason
         reason -> reason
       end
