@@ -272,7 +272,8 @@ defmodule H2Flow.Connection do
   end
 
   defp flush(s) do
-    s = write(%{s | batch: 0, batch_bytes: 0}, Report.flush(s))
+    s = %{s | batch: 0, batch_bytes: 0, streams: Streams.report(s.streams)}
+    s = write(s, Report.flush(s))
 
     if s.goaway and Engine.info(s.engine).done and Streams.empty?(s.streams),
       do: close({:shutdown, :goaway}, s),
@@ -389,7 +390,7 @@ defmodule H2Flow.Connection do
   end
 
   defp stop_handlers(%{streams: nil} = s), do: s
-  defp stop_handlers(s), do: %{s | streams: Streams.stop_all(s.streams)}
+  defp stop_handlers(s), do: %{s | streams: s.streams |> Streams.stop_all() |> Streams.report()}
 
   defp peer(%{streams: nil}), do: "unknown peer"
   defp peer(s), do: Streams.peer_string(s.streams)

@@ -28,6 +28,8 @@ defmodule H2Flow.StatsTest do
     {conns, handlers} = open_requests(port, 20)
     pids = connections(server)
     assert length(pids) == 20
+    # Each connection reports when it flushes, right after starting its handler.
+    eventually(fn -> stat(server, :handlers_started) == 20 end)
     Enum.each(pids, &:sys.suspend/1)
 
     # Asking the connections would wait 5 s on each; the bound is generous for reading counters.

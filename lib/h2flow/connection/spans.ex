@@ -2,12 +2,12 @@ defmodule H2Flow.Connection.Spans do
   @moduledoc false
   # The telemetry span of each stream ([:h2flow, :request, ...], see H2Flow.Telemetry): starts
   # with its handler, counts the body bytes both ways, and ends when the handler returns,
-  # crashes or is stopped. Without telemetry a stream has no span and nothing here runs.
+  # crashes or is stopped. Without telemetry a stream has no span (nil) and nothing here runs.
 
   alias H2Flow.Telemetry
 
-  @doc "Emits `:start`; the span, or nil without telemetry."
-  def start(%{telemetry: true} = config, req) do
+  @doc "Emits `:start`; returns the span."
+  def start(config, req) do
     handler =
       case config do
         %{handler: H2Flow.Plug.Handler, handler_opts: {plug, _}} -> plug
@@ -29,22 +29,16 @@ defmodule H2Flow.Connection.Spans do
     %{start: now, meta: meta, received: received, sent: 0}
   end
 
-  def start(_config, _req), do: nil
-
   def received(%{span: span} = s, n), do: %{s | span: %{span | received: span.received + n}}
   def sent(%{span: span} = s, n), do: %{s | span: %{span | sent: span.sent + n}}
 
   @doc "Emits `:stop`: `error` is nil, or why the handler was stopped."
-  def stop(_config, %{span: nil}, _error), do: :ok
-
   def stop(config, s, error) do
     meta = Map.merge(s.span.meta, %{status: status(s.status), error: error})
     Telemetry.execute(config, [:h2flow, :request, :stop], measurements(s.span), meta)
   end
 
   @doc "Emits `:exception` for a handler's exit `reason`."
-  def exception(_config, %{span: nil}, _reason), do: :ok
-
   def exception(config, s, reason) do
     {kind, reason, stack} =
       case reason do

@@ -41,17 +41,26 @@ defmodule H2Flow.Connection.Streams do
     :engine,
     :config,
     :ctx,
+    # Whether the server emits telemetry (config.telemetry, at hand).
+    telemetry: false,
     by_id: %{},
     by_pid: %{},
     starting: [],
-    counters: %{handlers_started: 0, handler_crashes: 0, handlers_stopped: 0}
+    counters: %{handlers_started: 0, handler_crashes: 0, handlers_stopped: 0},
+    # What of `counters` the server's counters have (report/1).
+    reported: %{handlers_started: 0, handler_crashes: 0, handlers_stopped: 0}
   ]
 
   @doc false
   def counters, do: %__MODULE__{}.counters
 
   def new(engine, config, conn) do
-    %__MODULE__{engine: engine, config: config, ctx: Request.context(config, conn)}
+    %__MODULE__{
+      engine: engine,
+      config: config,
+      ctx: Request.context(config, conn),
+      telemetry: config.telemetry
+    }
   end
 
   def empty?(%__MODULE__{by_id: by_id}), do: map_size(by_id) == 0
@@ -59,10 +68,21 @@ defmodule H2Flow.Connection.Streams do
   def peer(%__MODULE__{ctx: ctx}), do: ctx.peer
   def peer_string(%__MODULE__{ctx: ctx}), do: Request.peer_string(ctx.peer)
 
-  @doc "Counts in the connection's counters and the server's."
-  def count(st, key) do
-    Counters.add(st.config.counters, key)
-    %{st | counters: Map.update!(st.counters, key, &(&1 + 1))}
+  defp count(st, key), do: %{st | counters: Map.update!(st.counters, key, &(&1 + 1))}
+
+  @doc """
+  Adds what was counted since the last report to the server's counters: once per flush (as
+  the engine reports its own), not once per request.
+  """
+  def report(nil), do: nil
+  def report(%__MODULE__{counters: same, reported: same} = st), do: st
+
+  def report(st) do
+    for {key, n} <- st.counters, (delta = n - Map.fetch!(st.reported, key)) != 0 do
+      Counters.add(st.config.counters, key, delta)
+    end
+
+    %{st | reported: st.counters}
   end
 
   # --- what the engine reports -----------------------------------------------------------
@@ -150,9 +170,14 @@ defmodule H2Flow.Connection.Streams do
   defp spawn_handler(st, id, req, s) do
     c = st.config
     pid = spawn_link(H2Flow.Stream, :run, [c.handler, c.handler_opts, req])
-    s = %{s | pid: pid, head: req.method == "HEAD", span: Spans.start(c, req)}
-    st = %{st | by_id: Map.put(st.by_id, id, s), by_pid: Map.put(st.by_pid, pid, id)}
-    count(st, :handlers_started)
+    s = %{s | pid: pid, head: req.method == "HEAD", span: st.telemetry && Spans.start(c, req)}
+
+    %{
+      st
+      | by_id: Map.put(st.by_id, id, s),
+        by_pid: Map.put(st.by_pid, pid, id),
+        counters: Map.update!(st.counters, :handlers_started, &(&1 + 1))
+    }
   end
 
   # The peer reset the stream (or broke the protocol on it): stop its handler.
@@ -168,7 +193,7 @@ defmodule H2Flow.Connection.Streams do
 
         if s.pid && !s.handler_done do
           Process.exit(s.pid, :kill)
-          Spans.stop(st.config, s, :stream_reset)
+          if s.span, do: Spans.stop(st.config, s, :stream_reset)
           count(%{st | by_pid: Map.delete(st.by_pid, s.pid)}, :handlers_stopped)
         else
           st
@@ -198,7 +223,11 @@ defmodule H2Flow.Connection.Streams do
   # raises on caller misuse), that handler is at fault, not the connection: it is stopped and
   # its stream ends as if it had crashed, while the other streams carry on.
   defp safe_request(st, id, s, from, ref, request) do
-    request(st, id, s, from, ref, request)
+    case request do
+      :read_all -> read(st, id, s, from, ref, request)
+      {:read, _, _} -> read(st, id, s, from, ref, request)
+      _ -> Responses.request(st, id, s, from, ref, request)
+    end
   rescue
     e in ArgumentError ->
       Logger.error(
@@ -213,12 +242,12 @@ defmodule H2Flow.Connection.Streams do
   end
 
   # The whole body came with the request and the handler took it: hand it over (credit).
-  defp request(st, id, s, _from, nil, :read_all) do
+  defp read(st, id, s, _from, nil, :read_all) do
     _ = Engine.read(st.engine, id, 0)
     put(st, id, %{s | fin: true})
   end
 
-  defp request(st, id, s, from, ref, {:read, length, period}) do
+  defp read(st, id, s, from, ref, {:read, length, period}) do
     case Engine.read(st.engine, id, length) do
       :wait ->
         timer =
@@ -230,9 +259,6 @@ defmodule H2Flow.Connection.Streams do
         answer(from, ref, status, st)
     end
   end
-
-  defp request(st, id, s, from, ref, request),
-    do: Responses.request(st, id, s, from, ref, request)
 
   def read_timeout(st, id, ref) do
     case st.by_id do
@@ -275,18 +301,18 @@ defmodule H2Flow.Connection.Streams do
   defp finish_response(st, id, %Stream{resp: :none} = s) do
     _ = Engine.send_headers(st.engine, id, [{":status", "204"}, date()], true)
     s = %{s | resp: :done, status: "204"}
-    Spans.stop(st.config, s, nil)
+    if s.span, do: Spans.stop(st.config, s, nil)
     done(st, id, s)
   end
 
   defp finish_response(st, id, %Stream{resp: :streaming, sending: nil} = s) do
     _ = Engine.send_body(st.engine, id, "", true)
-    Spans.stop(st.config, s, nil)
+    if s.span, do: Spans.stop(st.config, s, nil)
     done(st, id, %{s | resp: :done})
   end
 
   defp finish_response(st, id, s) do
-    Spans.stop(st.config, s, nil)
+    if s.span, do: Spans.stop(st.config, s, nil)
     done(st, id, s)
   end
 
@@ -306,7 +332,7 @@ defmodule H2Flow.Connection.Streams do
           %{s | resp: :done, sending: nil}
       end
 
-    Spans.exception(st.config, s, reason)
+    if s.span, do: Spans.exception(st.config, s, reason)
     done(st, id, s)
   end
 
@@ -314,8 +340,8 @@ defmodule H2Flow.Connection.Streams do
   def stop_all(st) do
     for {pid, id} <- st.by_pid do
       Process.exit(pid, :kill)
-      Spans.stop(st.config, Map.get(st.by_id, id, %Stream{}), :connection_closed)
-      Counters.add(st.config.counters, :handlers_stopped)
+      s = Map.get(st.by_id, id, %Stream{})
+      if s.span, do: Spans.stop(st.config, s, :connection_closed)
     end
 
     stopped = st.counters.handlers_stopped + map_size(st.by_pid)
