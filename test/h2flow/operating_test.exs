@@ -150,7 +150,8 @@ defmodule H2Flow.OperatingTest do
       assert crash =~ "<120000 bytes not logged>"
       refute crash =~ "s3cr3t"
       # Logged by the connection process: the peer and the stream.
-      assert %{h2flow_stream_id: 5, h2flow_peer: ^peer} = invalid_meta
+      assert %{h2flow_stream_id: 5, h2flow_peer: ^peer, h2flow_path: "/invalid"} = invalid_meta
+      assert %{h2flow_method: "GET", h2flow_handler: FunHandler} = invalid_meta
       assert invalid =~ "sent an invalid response"
       H2Client.close(conn)
     end

@@ -13,7 +13,8 @@ defmodule H2Flow.Connection.Responses do
   # A response to HEAD has no content (RFC 9110 9.3.2): the headers end the stream, and what
   # the handler sends as body is dropped (its content-length stays, as for GET).
   def request(st, id, s, from, ref, {:reply, status, headers, body}) do
-    body = if s.head, do: "", else: body
+    head? = match?({"HEAD", _}, s.line)
+    body = if head?, do: "", else: body
     headers = [{":status", status}, date() | headers]
     s = %{s | status: status}
 
@@ -25,9 +26,10 @@ defmodule H2Flow.Connection.Responses do
 
   def request(st, id, s, _from, _ref, {:stream_reply, status, headers}) do
     s = %{s | status: status}
+    head? = match?({"HEAD", _}, s.line)
 
-    case Engine.send_headers(st.engine, id, [{":status", status}, date() | headers], s.head) do
-      :ok -> put(st, id, %{s | resp: if(s.head, do: :done, else: :streaming)})
+    case Engine.send_headers(st.engine, id, [{":status", status}, date() | headers], head?) do
+      :ok -> put(st, id, %{s | resp: if(head?, do: :done, else: :streaming)})
       {:error, :closed} -> done(st, id, %{s | resp: :done})
     end
   end
@@ -37,11 +39,11 @@ defmodule H2Flow.Connection.Responses do
     put(st, id, s)
   end
 
-  def request(st, _id, %Stream{head: true}, from, ref, {tag, _, _})
+  def request(st, _id, %Stream{line: {"HEAD", _}}, from, ref, {tag, _, _})
       when tag == :stream_body,
       do: answer(from, ref, :ok, st)
 
-  def request(st, _id, %Stream{head: true}, from, ref, {:stream_trailers, _}),
+  def request(st, _id, %Stream{line: {"HEAD", _}}, from, ref, {:stream_trailers, _}),
     do: answer(from, ref, :ok, st)
 
   def request(

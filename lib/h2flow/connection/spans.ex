@@ -8,18 +8,12 @@ defmodule H2Flow.Connection.Spans do
 
   @doc "Emits `:start`; returns the span."
   def start(config, req) do
-    handler =
-      case config do
-        %{handler: H2Flow.Plug.Handler, handler_opts: {plug, _}} -> plug
-        %{handler: handler} -> handler
-      end
-
     meta = %{
       method: req.method,
       path: req.path,
       stream_id: req.stream_id,
       peer: req.peer,
-      handler: handler
+      handler: handler(config)
     }
 
     now = System.monotonic_time()
@@ -28,6 +22,10 @@ defmodule H2Flow.Connection.Spans do
     received = if req.body, do: IO.iodata_length(elem(req.body, 0)), else: 0
     %{start: now, meta: meta, received: received, sent: 0}
   end
+
+  @doc "The handler module of a server's streams: the plug, for a server running one."
+  def handler(%{handler: H2Flow.Plug.Handler, handler_opts: {plug, _}}), do: plug
+  def handler(%{handler: handler}), do: handler
 
   def received(%{span: span} = s, n), do: %{s | span: %{span | received: span.received + n}}
   def sent(%{span: span} = s, n), do: %{s | span: %{span | sent: span.sent + n}}

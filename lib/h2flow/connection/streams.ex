@@ -24,7 +24,8 @@ defmodule H2Flow.Connection.Streams do
               early: [],
               # The body ended (its last bytes went to the handler, or it had none).
               fin: false,
-              head: false,
+              # {method, path}: a response to HEAD has no content; log lines name the request.
+              line: nil,
               resp: :none,
               # The response's status (a binary), once sent.
               status: nil,
@@ -170,7 +171,8 @@ defmodule H2Flow.Connection.Streams do
   defp spawn_handler(st, id, req, s) do
     c = st.config
     pid = spawn_link(H2Flow.Stream, :run, [c.handler, c.handler_opts, req])
-    s = %{s | pid: pid, head: req.method == "HEAD", span: st.telemetry && Spans.start(c, req)}
+    span = st.telemetry && Spans.start(c, req)
+    s = %{s | pid: pid, line: {req.method, req.path}, span: span}
 
     %{
       st
@@ -230,11 +232,16 @@ defmodule H2Flow.Connection.Streams do
     end
   rescue
     e in ArgumentError ->
+      {method, path} = s.line
+
       Logger.error(
         fn ->
           "h2flow: handler of stream #{id} sent an invalid response: #{Exception.message(e)}"
         end,
-        h2flow_stream_id: id
+        h2flow_stream_id: id,
+        h2flow_method: method,
+        h2flow_path: path,
+        h2flow_handler: Spans.handler(st.config)
       )
 
       Process.exit(s.pid, :kill)
