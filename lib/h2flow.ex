@@ -23,13 +23,19 @@ defmodule H2Flow do
 
       children = [{H2Flow, handler: MyApp.Hello, port: 8080}]
 
+  A supervisor that stops the server (its application stopping, say) lets it drain as
+  `stop/1` does: the child spec's `:shutdown` is `:shutdown_timeout` plus a few seconds.
+
   Each connection is one process that owns the socket and the `H2Flow.Engine`; each request
   runs its handler (`H2Flow.Handler`) in a process of its own. Clients speak h2c with prior
   knowledge (`transport: :tcp`) or h2 over TLS with ALPN (`transport: :tls`).
 
   ## Options
 
-  Unknown options raise `ArgumentError`.
+  A wrong option raises `ArgumentError` naming the option, the value given and what is
+  expected; an unknown option lists the valid ones. TLS certificate and key files are checked
+  when the server starts: `start_link/1` returns `{:error, {:tls_config, option, why}}` when one
+  cannot be read or parsed, or when the key does not match the certificate.
 
     * `:handler`: the `H2Flow.Handler` module. One of `:handler` and `:plug` is required.
     * `:handler_opts` (default `[]`): passed to the handler's `init/2` as its state.
@@ -50,16 +56,23 @@ defmodule H2Flow do
     * `:backlog` (default `1024`): the listen backlog.
     * `:preface_timeout` (default `10000` ms): time for the TLS handshake and the client preface
       (with its SETTINGS frame).
-    * `:idle_timeout` (default `60000` ms): a connection with no open stream and no complete
-      frame received for this long gets GOAWAY and is closed (counted once the preface is in).
+    * `:idle_timeout` (default `60000` ms, or `:infinity`): a connection with no open stream and
+      no complete frame received for this long gets GOAWAY and is closed (counted once the
+      preface is in).
     * `:write_timeout` (default `30000` ms): a peer that does not read for this long while we
       write is disconnected.
-    * `:shutdown_timeout` (default `5000` ms): how long `stop/1` lets in-flight streams drain.
+    * `:shutdown_timeout` (default `15000` ms, as Bandit): how long a stopping server lets
+      in-flight streams finish (`stop/1`, a supervisor or the application stopping), after
+      which their handlers are stopped and the connections closed.
     * `:read_buffer` (default `65536`): bytes read from the socket at most per read (one
       message to the connection process per read). Request body bytes smaller than a quarter
       of their read are copied out of it, so that kept body bytes never pin more than four
       times their size; with 64 KiB reads, full 16 KiB DATA frames are not copied.
     * `:name`: registers the server's supervisor.
+    * `:telemetry_metadata` (default `%{}`): merged into the metadata of every telemetry event
+      of the server (see `H2Flow.Telemetry`).
+    * `:startup_log` (default `false`): a Logger level (`:info`, say) to log a line naming the
+      handler, transport, address and port when the server has started.
     * Engine options, for windows, limits and defences (see `H2Flow.Engine`):
 
   #{H2Flow.Engine.Options.docs()}
@@ -67,39 +80,66 @@ defmodule H2Flow do
   The default request body `:period` of `H2Flow.Req.read_body/2` is 15,000 ms, as in Cowboy.
   """
 
-  @server_defaults [
-    handler_opts: [],
-    ip: {0, 0, 0, 0},
-    port: 8080,
-    transport: :tcp,
-    tls: [],
-    acceptors: 4,
-    max_connections: 16_384,
-    backlog: 1024,
-    preface_timeout: 10_000,
-    idle_timeout: 60_000,
-    write_timeout: 30_000,
-    shutdown_timeout: 5_000,
-    read_buffer: 65_536
-  ]
-
   @typedoc "A running server (its supervisor)."
   @type server :: pid() | atom()
 
-  @doc "Returns a child specification to start a server under a supervisor."
+  # What a stopping server needs beyond :shutdown_timeout: connections close (a second of
+  # linger), and those still there are stopped.
+  @close_margin 5_000
+
+  @doc """
+  Returns a child specification to start a server under a supervisor. Its `:shutdown` lets the
+  server drain: `:shutdown_timeout` plus #{@close_margin} ms.
+  """
   @spec child_spec(keyword()) :: Supervisor.child_spec()
   def child_spec(opts) do
+    drain = Keyword.get(opts, :shutdown_timeout, H2Flow.Config.defaults()[:shutdown_timeout])
+
     %{
       id: {__MODULE__, opts[:name] || make_ref()},
       start: {__MODULE__, :start_link, [opts]},
-      type: :supervisor
+      type: :supervisor,
+      shutdown: if(is_integer(drain), do: drain + @close_margin, else: :infinity)
     }
   end
 
-  @doc "Starts a server linked to the caller. See the module doc for options."
+  @doc """
+  Starts a server linked to the caller. See the module doc for options.
+
+  Returns `{:error, {:tls_config, option, why}}` before listening when the TLS certificate or
+  key cannot be used, `{:error, reason}` when the port cannot be listened on.
+  """
   @spec start_link(keyword()) :: Supervisor.on_start()
   def start_link(opts) when is_list(opts) do
-    opts |> config!() |> H2Flow.Server.start_link()
+    config = H2Flow.Config.build!(opts)
+
+    with :ok <- check_tls(config),
+         {:ok, pid} <- H2Flow.Server.start_link(config) do
+      if config.startup_log, do: startup_log(pid, config)
+      {:ok, pid}
+    end
+  end
+
+  defp check_tls(%{transport: :tls, tls: tls}), do: H2Flow.Transport.TLSOptions.check(tls)
+  defp check_tls(_config), do: :ok
+
+  defp startup_log(pid, config) do
+    {ip, port} = address(pid)
+
+    {what, handler} =
+      case config do
+        %{handler: H2Flow.Plug.Handler, handler_opts: {plug, _}} -> {"plug", plug}
+        %{handler: handler} -> {"handler", handler}
+      end
+
+    how = if config.transport == :tls, do: "h2 over TLS", else: "h2c"
+
+    require Logger
+
+    Logger.log(
+      config.startup_log,
+      "h2flow: serving #{what} #{inspect(handler)} over #{how} at #{:inet.ntoa(ip)}:#{port}"
+    )
   end
 
   @doc "The port the server listens on (useful with `port: 0`)."
@@ -112,28 +152,78 @@ defmodule H2Flow do
   @doc "The address and port the server listens on."
   @spec address(server()) :: {:inet.ip_address(), :inet.port_number()}
   def address(server) do
-    stats = H2Flow.Server.child(server, H2Flow.Server.Stats)
-    socket = GenServer.call(stats, :socket)
+    listener = H2Flow.Server.child(server, H2Flow.Server.Listener)
+    socket = GenServer.call(listener, :socket)
 
     {:ok, address} =
-      H2Flow.Transport.module(GenServer.call(stats, :config).transport).sockname(socket)
+      H2Flow.Transport.module(GenServer.call(listener, :config).transport).sockname(socket)
 
     address
   end
 
   @doc """
-  Counters summed over all connections, live and closed (peaks are maxima; gauges such as
-  `:buffered_bytes` and `:open_streams` cover live connections only). Keys are those of
-  `H2Flow.Engine.stats/1`, plus `:connections` (live), `:connections_closed`, `:writes`,
-  `:handlers_started`, `:handler_crashes`, `:handlers_stopped` (handlers stopped because
-  their stream was reset or their connection closed), and the connections closed by a
-  timeout: `:preface_timeouts`, `:idle_timeouts` and `:write_timeouts` (a peer that did not
-  read what we wrote for `:write_timeout` ms).
+  Everything the server counted, over all its connections, live and closed. Reading it costs
+  the same whatever the number of connections and never waits on one: every connection adds to
+  the server's counters as it goes (the engine's at each flush of its output).
+
+  Keys are those of `H2Flow.Engine.stats/1`, plus `:connections` (live), `:connections_closed`,
+  `:writes` (socket writes), `:handlers_started`, `:handler_crashes`, `:handlers_stopped`
+  (handlers stopped because their stream was reset or their connection closed),
+  `:tls_handshake_failures` (TLS handshakes that failed or timed out), and the connections
+  closed by a timeout: `:preface_timeouts`, `:idle_timeouts` and `:write_timeouts` (a peer that
+  did not read what we wrote for `:write_timeout` ms). How they combine:
+
+    * counters (frames, bytes, streams, errors, defences, ...) are sums over every connection
+      the server has had;
+    * gauges, what is true now (`:connections`, `:open_streams`, `:buffered_bytes`,
+      `:queued_send_bytes`, `:connection_window`, `:stream_window`), are sums over the live
+      connections;
+    * peaks (`:peak_open_streams`, `:peak_buffered_bytes`, `:peak_queued_send_bytes`) are the
+      largest any one connection reached;
+    * `:rtt_us` is the last round trip any connection measured.
+
+  A connection reports what its engine counted when it flushes its output (once per burst of
+  work), so what it has just received shows once it has answered. Per-connection detail:
+  `stats(server, :connections)`.
   """
   @spec stats(server()) :: map()
   def stats(server) do
-    stats_pid = H2Flow.Server.child(server, H2Flow.Server.Stats)
-    GenServer.call(stats_pid, {:stats, connections(server)}, :infinity)
+    server |> H2Flow.Server.counters() |> H2Flow.Server.Counters.read()
+  end
+
+  @doc """
+  Each live connection's own stats (the keys of `H2Flow.Engine.stats/1`, its counters, `:pid`
+  and `:peer`), asked of every connection at once. Unlike `stats/1` this waits for the
+  connections' answers, for at most `timeout` ms in all: a connection that does not answer in
+  time (or closes meanwhile) is left out.
+  """
+  @spec stats(server(), :connections, timeout()) :: [map()]
+  def stats(server, :connections, timeout \\ 5_000) do
+    pids = connections(server)
+    deadline = System.monotonic_time(:millisecond) + timeout
+
+    pids
+    |> Enum.map(fn pid ->
+      # A GenServer call without the wait (gen's own protocol): the monitor is also an alias
+      # for the answer, so that an answer coming after the deadline is dropped.
+      ref = :erlang.monitor(:process, pid, alias: :demonitor)
+      send(pid, {:"$gen_call", {self(), [:alias | ref]}, :stats})
+      ref
+    end)
+    |> Enum.flat_map(fn ref ->
+      receive do
+        {[:alias | ^ref], stats} ->
+          Process.demonitor(ref, [:flush])
+          [stats]
+
+        {:DOWN, ^ref, _, _, _} ->
+          []
+      after
+        max(deadline - System.monotonic_time(:millisecond), 0) ->
+          Process.demonitor(ref, [:flush])
+          []
+      end
+    end)
   end
 
   defp connections(server) do
@@ -144,134 +234,14 @@ defmodule H2Flow do
   end
 
   @doc """
-  Stops the server gracefully: stops accepting, sends GOAWAY to every connection, lets their
-  in-flight streams finish for up to `:shutdown_timeout` ms, then closes everything.
+  Stops the server gracefully: stops accepting, sends GOAWAY (NO_ERROR, the last stream id) to
+  every connection, lets their in-flight streams finish for up to `:shutdown_timeout` ms, then
+  closes everything. A supervisor stopping the server does the same.
+
+  A server started under a supervisor of your own is restarted by it after `stop/1` (it is a
+  permanent child): stop it with `Supervisor.terminate_child(supervisor, child_id)` instead,
+  which drains it the same way.
   """
   @spec stop(server()) :: :ok
-  def stop(server) do
-    stats = H2Flow.Server.child(server, H2Flow.Server.Stats)
-    config = GenServer.call(stats, :config)
-    _ = Supervisor.terminate_child(server, H2Flow.Server.Acceptors)
-    :ok = GenServer.call(stats, :close_listener)
-    conns = connections(server)
-    refs = Enum.map(conns, &Process.monitor/1)
-    Enum.each(conns, &send(&1, {:shutdown, config.shutdown_timeout}))
-    deadline = System.monotonic_time(:millisecond) + config.shutdown_timeout + 1_000
-    Enum.each(refs, &await_down(&1, deadline))
-    Supervisor.stop(server)
-  end
-
-  defp await_down(ref, deadline) do
-    timeout = max(deadline - System.monotonic_time(:millisecond), 0)
-
-    receive do
-      {:DOWN, ^ref, _, _, _} -> :ok
-    after
-      timeout -> Process.demonitor(ref, [:flush])
-    end
-  end
-
-  # Validates options (unknown keys raise) and builds the configuration every process shares.
-  defp config!(opts) do
-    engine_keys = H2Flow.Engine.Options.keys()
-    {engine_opts, opts} = Keyword.split(opts, engine_keys)
-    {gen_opts, opts} = Keyword.split(opts, [:name])
-    {handler, opts} = handler!(opts)
-    opts = Keyword.merge(@server_defaults, opts)
-
-    for {key, _} <- opts, not Keyword.has_key?(@server_defaults, key) do
-      raise ArgumentError, "unknown option #{inspect(key)}"
-    end
-
-    engine = H2Flow.Engine.Options.validate!(engine_opts)
-    c = Map.new(opts)
-    check!(c.transport in [:tcp, :tls], ":transport must be :tcp or :tls")
-
-    check!(
-      match?({_, _, _, _}, c.ip) or match?({_, _, _, _, _, _, _, _}, c.ip),
-      ":ip must be an IP tuple"
-    )
-
-    check!(is_integer(c.port) and c.port in 0..65_535, ":port must be in 0..65535")
-    check!(is_list(c.tls), ":tls must be a keyword list of :ssl options")
-
-    check!(
-      c.transport == :tcp or c.tls != [],
-      "transport: :tls needs :tls options (a certificate and key)"
-    )
-
-    for key <-
-          [:acceptors, :max_connections, :backlog, :preface_timeout, :idle_timeout] ++
-            [:write_timeout, :shutdown_timeout, :read_buffer] do
-      check!(is_integer(c[key]) and c[key] > 0, "#{inspect(key)} must be a positive integer")
-    end
-
-    Map.merge(c, %{
-      handler: handler,
-      engine: engine_opts,
-      gen_opts: gen_opts,
-      # Connections check their timeouts on this tick: often enough that the shortest one
-      # fires within a quarter of its length, at most once a second (it also dates responses).
-      tick:
-        [c.preface_timeout, c.idle_timeout, engine.settings_timeout]
-        |> Enum.min()
-        |> div(4)
-        |> max(10)
-        |> min(1_000),
-      stats: nil
-    })
-  end
-
-  # `:handler` (with `:handler_opts`), or `:plug`, which runs through H2Flow.Plug.Handler.
-  defp handler!(opts) do
-    case {Keyword.pop(opts, :handler), Keyword.pop(opts, :plug)} do
-      {{nil, _}, {nil, _}} ->
-        raise ArgumentError, ":handler is required (or :plug, to run a Plug)"
-
-      {{handler, opts}, {nil, _}} ->
-        unless is_atom(handler) and Code.ensure_loaded?(handler) and
-                 function_exported?(handler, :init, 2) do
-          raise ArgumentError,
-                ":handler must be a module implementing H2Flow.Handler, got: #{inspect(handler)}"
-        end
-
-        {handler, opts}
-
-      {{nil, _}, {plug, opts}} ->
-        check!(
-          not Keyword.has_key?(opts, :handler_opts),
-          ":handler_opts goes with :handler; a plug's options are given as plug: {MyPlug, opts}"
-        )
-
-        {H2Flow.Plug.Handler, [{:handler_opts, plug!(plug)} | opts]}
-
-      _ ->
-        raise ArgumentError, ":handler and :plug are exclusive: a server runs one or the other"
-    end
-  end
-
-  # The plug's init/1 runs once, here, as Plug's adapters do.
-  defp plug!(plug) do
-    {plug, plug_opts} =
-      case plug do
-        {plug, plug_opts} -> {plug, plug_opts}
-        plug -> {plug, []}
-      end
-
-    check!(
-      Code.ensure_loaded?(Plug.Conn),
-      ":plug needs Plug: add it to your application's dependencies"
-    )
-
-    check!(
-      is_atom(plug) and Code.ensure_loaded?(plug) and function_exported?(plug, :init, 1) and
-        function_exported?(plug, :call, 2),
-      ":plug must be a module plug (init/1 and call/2) or {module, opts}, got: #{inspect(plug)}"
-    )
-
-    {plug, plug.init(plug_opts)}
-  end
-
-  defp check!(true, _message), do: :ok
-  defp check!(false, message), do: raise(ArgumentError, message)
+  def stop(server), do: Supervisor.stop(server, :normal, :infinity)
 end

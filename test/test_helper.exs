@@ -38,12 +38,22 @@ end
 plug? = ebin.("PLUG_EBIN") != []
 phoenix? = ebin.("PHOENIX_EBIN") != []
 
+# Telemetry (tags :telemetry and :no_telemetry: test/h2flow/telemetry_*_test.exs): h2flow does
+# not depend on :telemetry; the :telemetry tests run against the real library when
+# TELEMETRY_EBIN names its ebin directory (or PLUG_EBIN/PHOENIX_EBIN, which include it), the
+# :no_telemetry tests against a stand-in (test/h2flow/telemetry_standin_test.exs) in a VM
+# without it.
+_ = ebin.("TELEMETRY_EBIN")
+telemetry? = Code.ensure_loaded?(:telemetry)
+
 excluded =
   [
     {not plug?, :plug, "PLUG_EBIN is not set"},
     {plug? or phoenix?, :no_plug, "Plug is in the code path"},
     {not phoenix?, :phoenix, "PHOENIX_EBIN is not set"},
-    {not Code.ensure_loaded?(Jason), :jason, "Jason is not in PLUG_EBIN or PHOENIX_EBIN"}
+    {not Code.ensure_loaded?(Jason), :jason, "Jason is not in PLUG_EBIN or PHOENIX_EBIN"},
+    {not telemetry?, :telemetry, "TELEMETRY_EBIN is not set"},
+    {telemetry?, :no_telemetry, "the telemetry library is in the code path"}
   ]
   |> Enum.filter(&elem(&1, 0))
 
@@ -51,5 +61,6 @@ for {_, tag, reason} <- excluded, do: IO.puts("Excluding the #{inspect(tag)} tes
 exclude = for {_, tag, _} <- excluded, do: tag
 ExUnit.configure(exclude: exclude ++ Keyword.get(ExUnit.configuration(), :exclude, []))
 
+if telemetry?, do: {:ok, _} = Application.ensure_all_started(:telemetry)
 if plug?, do: {:ok, _} = Application.ensure_all_started(:plug)
 if phoenix?, do: {:ok, _} = Application.ensure_all_started(:phoenix)

@@ -6,15 +6,17 @@ defmodule H2Flow.Connection do
   # Streams and their handlers are H2Flow.Connection.Streams' business; window and buffer
   # decisions are the engine's.
 
-  use GenServer, restart: :temporary
+  # shutdown: a supervisor stopping the connection (after the server drained) waits this long
+  # for its last GOAWAY and close; a peer that does not read is not waited for beyond it.
+  use GenServer, restart: :temporary, shutdown: 2_000
 
   require Logger
 
   alias H2Flow.Engine
-  alias H2Flow.Connection.{Preface, Streams}
+  alias H2Flow.Connection.{Handshake, Preface, Report, Request, Streams}
 
   # Socket messages delivered before we re-arm {active, N}: bounds the mailbox to N reads.
-  @active_n 8
+  @active_n Handshake.active_n()
   # Flush at the latest after this many messages, even if more are waiting...
   @max_batch 64
   # ... or once this many bytes were read since the last flush: what one flush answers (PING
@@ -34,6 +36,8 @@ defmodule H2Flow.Connection do
     :streams,
     :started_at,
     :last_activity,
+    # When the connection span started (telemetry), once the handshake is done.
+    :span_start,
     phase: :handshake,
     preface: "",
     batch: 0,
@@ -41,25 +45,16 @@ defmodule H2Flow.Connection do
     frames_seen: 0,
     goaway: false,
     stop_reason: nil,
-    counters: %{
-      writes: 0,
-      write_timeouts: 0,
-      preface_timeouts: 0,
-      idle_timeouts: 0,
-      tls_handshake_failures: 0
-    }
+    counters: Report.zero()
   ]
 
   def start_link({socket, config}), do: GenServer.start_link(__MODULE__, {socket, config})
-
-  @doc false
-  # The counters a connection keeps besides the engine's and its streams' (H2Flow.stats/1).
-  def counters, do: Map.merge(%__MODULE__{}.counters, Streams.counters())
 
   @impl true
   def init({socket, config}) do
     Process.flag(:trap_exit, true)
     {:ok, engine} = Engine.new(config.engine)
+    :ok = H2Flow.Server.Counters.report_to(engine, config.counters)
     now = now()
 
     {:ok,
@@ -115,19 +110,32 @@ defmodule H2Flow.Connection do
   end
 
   def handle_info(:go, %__MODULE__{phase: :handshake} = s) do
-    case handshake(s) do
-      {:ok, s} ->
+    case Handshake.run(s.transport, s.socket, s.config) do
+      {:ok, sock, conn} ->
+        Logger.metadata(h2flow_peer: Request.peer_string(conn.peer))
         # Our preface goes out with the first flush, after the client's first bytes: an
         # HTTP/1.1 client then reads a plain answer rather than a binary SETTINGS frame.
         Process.send_after(self(), :tick, s.config.tick)
-        {:noreply, %{s | phase: :preface}}
+        span_start = Report.started(s.config, conn)
+        streams = Streams.new(s.engine, s.config, conn)
+        {:noreply, %{s | socket: sock, streams: streams, phase: :preface, span_start: span_start}}
 
-      {:error, reason} ->
+      {:error, reason, peer} ->
         # Whatever failed (a TLS alert, a client that closed at once, a timeout), the socket is
-        # closed and the connection ends quietly: nothing the peer does is a crash.
-        Logger.debug(fn -> "h2flow: handshake failed: #{inspect(reason)}" end)
+        # closed and the connection ends quietly: nothing the peer does is a crash. Logged
+        # once, here (:ssl's own alert logs are off, see H2Flow.Transport.TLSOptions).
+        Logger.debug(fn ->
+          "h2flow: handshake with #{Request.peer_string(peer)} failed: #{inspect(reason)}"
+        end)
+
         _ = s.transport.close(s.socket)
-        {:stop, {:shutdown, {:handshake, reason}}, handshake_failed(s, reason)}
+
+        s =
+          if Handshake.tls_failure?(s.config, reason),
+            do: Report.count(s, :tls_handshake_failures),
+            else: s
+
+        {:stop, {:shutdown, {:handshake, reason}}, s}
     end
   end
 
@@ -182,6 +190,14 @@ defmodule H2Flow.Connection do
     tick(s)
   end
 
+  # The server is stopping before this connection started: nothing to drain.
+  def handle_info({:shutdown, _drain_ms}, %__MODULE__{phase: :handshake} = s) do
+    _ = s.transport.close(s.socket)
+    {:stop, {:shutdown, :drained}, s}
+  end
+
+  # The server is stopping: GOAWAY (NO_ERROR, the last stream id), and the streams in flight
+  # have drain_ms to finish.
   def handle_info({:shutdown, drain_ms}, s) do
     Process.send_after(self(), :drain_expired, drain_ms)
     :ok = Engine.goaway(s.engine, :no_error, "")
@@ -193,7 +209,7 @@ defmodule H2Flow.Connection do
   def handle_info(_other, s), do: {:noreply, s, 0}
 
   @impl true
-  def handle_call(:stats, _from, s), do: {:reply, stats(s), s, 0}
+  def handle_call(:stats, _from, s), do: {:reply, Report.stats(s), s, 0}
 
   @impl true
   def terminate(reason, s) do
@@ -203,55 +219,7 @@ defmodule H2Flow.Connection do
         else: s |> last_goaway(reason) |> tap(&s.transport.close(&1.socket))
 
     s = stop_handlers(s)
-    send(s.config.stats, {:connection_closed, self(), stats(s)})
-    :ok
-  end
-
-  defp handshake(%{transport: transport, socket: sock, config: config} = s) do
-    with {:ok, sock} <- transport.handshake(sock, config.preface_timeout),
-         :ok <- check_alpn(transport, sock),
-         {:ok, peer} <- transport.peername(sock),
-         {:ok, local} <- transport.sockname(sock),
-         :ok <- transport.setopts(sock, socket_opts(config)) do
-      # Over TLS, the client's certificate and the session's parameters (Plug's get_ssl_data).
-      cert = with {:ok, der} <- transport.peer_cert(sock), do: der, else: (_ -> nil)
-
-      tls_info =
-        with {:ok, info} <- transport.connection_information(sock), do: info, else: (_ -> nil)
-
-      conn = %{peer: peer, sock: local, cert: cert, tls_info: tls_info}
-      {:ok, %{s | socket: sock, streams: Streams.new(s.engine, config, conn)}}
-    end
-  end
-
-  # Over TLS, only ALPN h2 is served; a client that did not offer it is told in HTTP/1.1 terms.
-  defp check_alpn(transport, sock) do
-    case transport.negotiated_protocol(sock) do
-      {:ok, "h2"} ->
-        :ok
-
-      :none when transport == H2Flow.Transport.TCP ->
-        :ok
-
-      _ ->
-        _ = transport.send(sock, Preface.http1_refusal())
-        {:error, :alpn_h2_not_negotiated}
-    end
-  end
-
-  defp handshake_failed(s, reason) do
-    if s.config.transport == :tls and reason != :alpn_h2_not_negotiated,
-      do: update_in(s.counters.tls_handshake_failures, &(&1 + 1)),
-      else: s
-  end
-
-  defp socket_opts(config) do
-    [
-      active: @active_n,
-      buffer: config.read_buffer,
-      send_timeout: config.write_timeout,
-      send_timeout_close: true
-    ]
+    Report.stopped(s, reason)
   end
 
   # The first bytes on h2c: the HTTP/2 preface, a real HTTP/1.x request line (answered in
@@ -285,7 +253,7 @@ defmodule H2Flow.Connection do
 
       {:error, reason} ->
         Logger.debug(fn -> "h2flow: connection error from #{peer(s)}: #{inspect(reason)}" end)
-        s = write(s, Engine.flush(s.engine))
+        s = write(s, Report.flush(s))
         close({:shutdown, {:connection_error, reason}}, %{s | goaway: true})
     end
   end
@@ -312,7 +280,8 @@ defmodule H2Flow.Connection do
   defp flush(%{phase: :preface} = s), do: {:noreply, s}
 
   defp flush(s) do
-    s = write(%{s | batch: 0, batch_bytes: 0}, Engine.flush(s.engine))
+    s = %{s | batch: 0, batch_bytes: 0, streams: Streams.report(s.streams)}
+    s = write(s, Report.flush(s))
 
     if s.goaway and Engine.info(s.engine).done and Streams.empty?(s.streams),
       do: close({:shutdown, :goaway}, s),
@@ -321,15 +290,19 @@ defmodule H2Flow.Connection do
 
   defp write(s, ""), do: s
 
+  # A write is counted before it is made: once the peer has the bytes, stats/1 counts the
+  # write that carried them.
   defp write(s, bytes) do
+    s = Report.count(s, :writes)
+
     case s.transport.send(s.socket, bytes) do
       :ok ->
-        update_in(s.counters.writes, &(&1 + 1))
+        s
 
       {:error, reason} ->
         # The peer is gone or not reading (send timeout): nothing more to do here.
         send(self(), {:tcp_closed, s.socket})
-        if reason == :timeout, do: update_in(s.counters.write_timeouts, &(&1 + 1)), else: s
+        if reason == :timeout, do: Report.count(s, :write_timeouts), else: s
     end
   end
 
@@ -348,7 +321,7 @@ defmodule H2Flow.Connection do
     cond do
       # Until the client's preface and first SETTINGS are in, no frame is counted.
       info.frames_received == 0 and now - s.started_at > c.preface_timeout ->
-        s = update_in(s.counters.preface_timeouts, &(&1 + 1))
+        s = Report.count(s, :preface_timeouts)
 
         # A client that sent no byte at all has nothing to read from us, nor we from it.
         if s.phase == :preface,
@@ -367,7 +340,7 @@ defmodule H2Flow.Connection do
     case Engine.check_timeouts(s.engine) do
       {:error, reason, events} ->
         s = events(s, events)
-        s = write(s, Engine.flush(s.engine))
+        s = write(s, Report.flush(s))
         close({:shutdown, reason}, %{s | goaway: true})
 
       {:ok, [_ | _] = events} ->
@@ -381,8 +354,8 @@ defmodule H2Flow.Connection do
           idle? and now - s.last_activity > s.config.idle_timeout ->
             # Idle: no stream open and no complete frame received for idle_timeout.
             Engine.goaway(s.engine, :no_error, "idle")
-            s = write(s, Engine.flush(s.engine))
-            s = update_in(s.counters.idle_timeouts, &(&1 + 1))
+            s = write(s, Report.flush(s))
+            s = Report.count(s, :idle_timeouts)
             close({:shutdown, :idle}, %{s | goaway: true})
 
           idle? and now - s.last_activity >= s.config.tick ->
@@ -420,21 +393,12 @@ defmodule H2Flow.Connection do
       s
     else
       Engine.goaway(s.engine, :no_error, "")
-      %{write(s, Engine.flush(s.engine)) | goaway: true}
+      %{write(s, Report.flush(s)) | goaway: true}
     end
   end
 
   defp stop_handlers(%{streams: nil} = s), do: s
-  defp stop_handlers(s), do: %{s | streams: Streams.stop_all(s.streams)}
-
-  defp stats(s) do
-    streams = if s.streams, do: Streams.stats(s.streams), else: Streams.counters()
-
-    s.engine
-    |> Engine.stats()
-    |> Map.merge(s.counters)
-    |> Map.merge(streams)
-  end
+  defp stop_handlers(s), do: %{s | streams: s.streams |> Streams.stop_all() |> Streams.report()}
 
   defp peer(%{streams: nil}), do: "unknown peer"
   defp peer(s), do: Streams.peer_string(s.streams)

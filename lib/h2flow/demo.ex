@@ -149,7 +149,7 @@ defmodule H2Flow.Demo do
 
   @doc """
   Stops both servers gracefully (`H2Flow.stop/1`: GOAWAY, then in-flight requests get up to
-  5 s) and deletes the report table. Stopping a demo twice is harmless.
+  `:shutdown_timeout`, 15 s by default) and deletes the report table. Stopping a demo twice is harmless.
   """
   @spec stop(t()) :: :ok
   def stop(%__MODULE__{} = demo) do

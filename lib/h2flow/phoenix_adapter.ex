@@ -27,6 +27,10 @@ defmodule H2Flow.PhoenixAdapter do
 
   Options of other servers (`:transport_options`, `:thousand_island_options`, ...) raise, like
   every unknown option of `H2Flow`.
+
+  Stopping the endpoint (or its application) drains its servers like `H2Flow.stop/1`: no new
+  connections, GOAWAY to every client, and in-flight requests get up to `:shutdown_timeout`
+  (15 s by default) to finish.
   """
 
   require Logger
@@ -45,10 +49,13 @@ defmodule H2Flow.PhoenixAdapter do
     for {scheme, port} <- [http: 4000, https: 4040], opts = config[scheme] do
       opts = [plug: plug] ++ h2flow_options(scheme, opts, port, otp_app)
 
+      # Stopping the endpoint drains its servers as H2Flow.stop/1 does: the child spec's
+      # :shutdown waits for it.
       %{
         id: {endpoint, scheme},
         start: {__MODULE__, :start_link, [scheme, endpoint, opts]},
-        type: :supervisor
+        type: :supervisor,
+        shutdown: H2Flow.child_spec(opts).shutdown
       }
     end
   end

@@ -36,10 +36,32 @@ defmodule H2Flow.Req do
   memory.
 
   Calls on a stream the peer has reset return `{:error, :closed}` (reads and streamed bodies)
-  or do nothing (replies); they never raise because of the peer. Any process holding the
-  request may send the response (a `Task` the handler started, say), as with Cowboy; the body
-  is read by the handler's own process.
+  or do nothing (replies); they never raise because of the peer.
+
+  ## Answering from another process
+
+  As with Cowboy, any process holding the request may send the response while the handler
+  runs: `reply/4`, `stream_reply/3`, `stream_body/3`, `stream_trailers/2`, `inform/3` and
+  `reset/2` from a `Task` the handler started work as from the handler (the connection routes
+  them by stream and answers the process that called). The handler must wait for that process
+  before it returns: when `init/2` returns, the stream is finished (a 204 if nothing was sent,
+  the end of a streamed body), and later calls return `{:error, :closed}` or do nothing.
+  The body is read by the handler's own process: `read_body/2` from another process raises
+  `ArgumentError` (the connection sends the body's bytes to the handler).
+
+      def init(req, state) do
+        task =
+          Task.async(fn ->
+            req = H2Flow.Req.stream_reply(200, %{"content-type" => "text/plain"}, req)
+            :ok = H2Flow.Req.stream_body("from a task", :fin, req)
+            req
+          end)
+
+        {:ok, Task.await(task), state}
+      end
   """
+
+  alias H2Flow.Req.Fields
 
   @enforce_keys [:conn, :stream_id]
   defstruct [
@@ -220,9 +242,20 @@ defmodule H2Flow.Req do
     req = %{req | body: nil}
 
     case collect(id, ref, early) do
-      {:fin, data} -> {:ok, data, %{req | body_state: :done}}
-      {:more, data} -> {:more, data, %{req | body_state: :reading}}
-      {:error, _} = error -> error
+      {:fin, data} ->
+        {:ok, data, %{req | body_state: :done}}
+
+      {:more, data} ->
+        {:more, data, %{req | body_state: :reading}}
+
+      {:error, :not_handler} ->
+        raise ArgumentError,
+              "read_body/2 was called by #{inspect(self())}, not by the handler of stream " <>
+                "#{id}: the connection sends the body's bytes to the handler's process, so " <>
+                "only it can read them (read the body first, then hand it to other processes)"
+
+      {:error, _} = error ->
+        error
     end
   end
 
@@ -279,7 +312,7 @@ defmodule H2Flow.Req do
   def stream_reply(status, headers \\ %{}, req)
 
   def stream_reply(status, headers, %__MODULE__{resp: :none} = req) do
-    cast(req, {:stream_reply, status_binary(status), normalize_headers(headers)})
+    cast(req, {:stream_reply, status_binary(status), Fields.normalize(headers)})
     %{req | resp: :streaming}
   end
 
@@ -306,7 +339,7 @@ defmodule H2Flow.Req do
   @doc "Ends a streamed response with trailer fields."
   @spec stream_trailers(headers(), t()) :: :ok | {:error, :closed}
   def stream_trailers(trailers, %__MODULE__{resp: :streaming} = req) do
-    call(req, {:stream_trailers, normalize_headers(trailers)})
+    call(req, {:stream_trailers, Fields.normalize(trailers)})
   end
 
   def stream_trailers(_trailers, %__MODULE__{}) do
@@ -323,7 +356,7 @@ defmodule H2Flow.Req do
 
   def inform(status, headers, %__MODULE__{resp: :none} = req)
       when is_integer(status) and status in 100..199 and status != 101 do
-    cast(req, {:inform, Integer.to_string(status), normalize_headers(headers)})
+    cast(req, {:inform, Integer.to_string(status), Fields.normalize(headers)})
   end
 
   def inform(status, _headers, %__MODULE__{resp: :none}) do
@@ -358,31 +391,12 @@ defmodule H2Flow.Req do
   # No content-length is made up for 204 (RFC 9110 8.6 forbids it) or 304 (where it would
   # have to be the length of the representation, not of this empty body).
   defp response_headers(status, headers, body) do
-    headers = normalize_headers(headers)
+    headers = Fields.normalize(headers)
 
     if status in ["204", "304"] or List.keymember?(headers, "content-length", 0),
       do: headers,
       else: [{"content-length", Integer.to_string(byte_size(body))} | headers]
   end
-
-  # Checked here, in the handler, so that a mistake raises where it was made (the engine
-  # would refuse the same fields later, far from the handler's code), by the engine's own rules.
-  @doc false
-  def normalize_headers(headers) when is_map(headers) or is_list(headers) do
-    fields =
-      Enum.map(headers, fn {name, value} -> {header_name(name), IO.iodata_to_binary(value)} end)
-
-    case H2Flow.Native.fields_check(fields) do
-      :ok ->
-        fields
-
-      {:error, name, message} ->
-        raise ArgumentError, "invalid response field #{inspect(name)}: #{message}"
-    end
-  end
-
-  defp header_name(name) when is_binary(name), do: name
-  defp header_name(name) when is_atom(name), do: Atom.to_string(name)
 
   # The connection answers calls with {ref, reply}. Its handlers are linked to it; another
   # process waits on a monitor, so that a connection that goes away answers {:error, :closed}.
@@ -403,22 +417,5 @@ defmodule H2Flow.Req do
   defp cast(%__MODULE__{conn: conn, stream_id: id}, request) do
     send(conn, {:"$h2flow", self(), nil, id, request})
     :ok
-  end
-end
-
-defimpl Inspect, for: H2Flow.Req do
-  # Logs and crash reports never carry a request body: only what identifies the request.
-  import Inspect.Algebra
-
-  def inspect(req, opts) do
-    fields = [
-      stream_id: req.stream_id,
-      method: req.method,
-      path: req.path,
-      authority: req.authority,
-      peer: req.peer
-    ]
-
-    concat(["#H2Flow.Req<", to_doc(fields, opts), ">"])
   end
 end

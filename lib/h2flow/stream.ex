@@ -30,24 +30,31 @@ defmodule H2Flow.Stream do
         terminate(handler, :normal, req, state)
 
       {:ok, other} ->
-        reason =
-          {:bad_return, "#{inspect(handler)}.init/2 must return {:ok, req, state}", redact(other)}
+        Logger.error(fn ->
+          "h2flow: #{inspect(handler)}.init/2 returned #{inspect(redact(other))} on " <>
+            "#{req.method} #{req.path} (stream #{req.stream_id}); expected {:ok, req, state}, " <>
+            "with req the H2Flow.Req returned by the last H2Flow.Req call that changed it " <>
+            "(reply/4, stream_reply/3, read_body/2)"
+        end)
 
-        crash(handler, req, opts, :error, reason, [])
+        reason = {:bad_return, {handler, :init, 2}, redact(other)}
+        stop(handler, req, opts, :error, reason, [])
 
       {:crash, kind, reason, stack} ->
-        crash(handler, req, opts, kind, reason, stack)
+        Logger.error(fn ->
+          "h2flow: handler #{inspect(handler)} crashed on #{req.method} #{req.path} " <>
+            "(stream #{req.stream_id}):\n" <>
+            Exception.format(kind, redact(reason), redact(stack))
+        end)
+
+        stop(handler, req, opts, kind, reason, stack)
     end
   end
 
-  defp crash(handler, req, opts, kind, reason, stack) do
-    Logger.error(fn ->
-      "h2flow: handler #{inspect(handler)} crashed on #{req.method} #{req.path} " <>
-        "(stream #{req.stream_id}):\n" <> Exception.format(kind, redact(reason), redact(stack))
-    end)
-
+  # The exit reason carries the crash (redacted) to the connection, for its telemetry.
+  defp stop(handler, req, opts, kind, reason, stack) do
     terminate(handler, {:crash, kind, reason}, req, opts)
-    exit({:shutdown, :handler_crash})
+    exit({:shutdown, {:handler_crash, kind, redact(reason), redact(stack)}})
   end
 
   defp terminate(handler, reason, req, state) do

@@ -12,8 +12,6 @@ defmodule H2Flow.BrowserTest do
   # refreshes docs/browser-demo.png and docs/browser-upload.png.
   use ExUnit.Case, async: false
 
-  import H2Flow.Test.ServerHelpers, only: [connections: 1]
-
   alias H2Flow.Demo
   alias H2Flow.Test.Chromium
 
@@ -107,7 +105,7 @@ defmodule H2Flow.BrowserTest do
 
   # The engine stats of each live connection of the demo's TLS server.
   defp connection_stats(demo) do
-    for pid <- connections(demo.tls), do: GenServer.call(pid, :stats)
+    H2Flow.stats(demo.tls, :connections)
   end
 
   # 300 fetches of /slow?ms=1000 from the page; the server's peak of requests in flight.

@@ -67,6 +67,12 @@ if Code.ensure_loaded?(Phoenix.Endpoint) do
     end
 
     def echo(conn, params), do: text(conn, "#{params["a"]} #{params["b"]}")
+
+    def slow(conn, _params) do
+      send(Application.fetch_env!(:h2flow, :phoenix_test_notify), :slow_started)
+      Process.sleep(1_000)
+      text(conn, "slow")
+    end
   end
 
   defmodule H2Flow.PhoenixTest.ErrorJSON do
@@ -78,6 +84,7 @@ if Code.ensure_loaded?(Phoenix.Endpoint) do
 
     get("/hello/:name", H2Flow.PhoenixTest.HelloController, :show)
     post("/echo", H2Flow.PhoenixTest.HelloController, :echo)
+    get("/slow", H2Flow.PhoenixTest.HelloController, :slow)
   end
 
   defmodule H2Flow.PhoenixTest.Endpoint do
@@ -137,6 +144,39 @@ defmodule H2Flow.PhoenixTest do
       {out, 0} = curl(["--http2-prior-knowledge", "-i", "http://127.0.0.1:#{http}/nope"])
       assert out =~ ~r/\AHTTP\/2 404 \r\n/
       assert String.ends_with?(out, ~s({"error":"404.json"}))
+    end)
+  end
+
+  test "stopping the endpoint drains its server: a request in flight gets its response" do
+    config = [
+      adapter: H2Flow.PhoenixAdapter,
+      server: true,
+      secret_key_base: String.duplicate("k", 64),
+      url: [host: "localhost"],
+      http: [ip: {127, 0, 0, 1}, port: 0]
+    ]
+
+    compiled = Application.get_env(:h2flow, Endpoint)
+    Application.put_env(:h2flow, Endpoint, compiled ++ config)
+    Application.put_env(:h2flow, :phoenix_test_notify, self())
+
+    on_exit(fn ->
+      Application.put_env(:h2flow, Endpoint, compiled)
+      Application.delete_env(:h2flow, :phoenix_test_notify)
+    end)
+
+    capture_log(fn ->
+      start_supervised!(Endpoint)
+      {:ok, {_, http}} = Endpoint.server_info(:http)
+
+      client =
+        Task.async(fn ->
+          curl(["--http2-prior-knowledge", "-w", " %{http_code}", "http://127.0.0.1:#{http}/slow"])
+        end)
+
+      assert_receive :slow_started, 5_000
+      :ok = stop_supervised(Endpoint)
+      assert {"slow 200", 0} = Task.await(client, 10_000)
     end)
   end
 

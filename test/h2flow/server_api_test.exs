@@ -45,7 +45,7 @@ defmodule H2Flow.ServerApiTest do
             {[transport: :tls], ~r/certificate/},
             {[acceptors: 0], ~r/:acceptors/},
             {[max_connections: -5], ~r/:max_connections/},
-            {[idle_timeout: :infinity], ~r/:idle_timeout/},
+            {[idle_timeout: :never], ~r/:idle_timeout must be .* or :infinity, got: :never/},
             {[preface_timeout: 1.5], ~r/:preface_timeout/},
             {[shutdown_timeout: nil], ~r/:shutdown_timeout/},
             {[read_buffer: 0], ~r/:read_buffer/},

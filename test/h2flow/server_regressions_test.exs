@@ -113,8 +113,9 @@ defmodule H2Flow.ServerRegressionsTest do
         eventually(fn -> connections(server) == [] end, 10_000)
       end)
 
-    refute log =~ "[error]"
-    refute log =~ "[warning]"
+    # (The log is the whole VM's: other tests' handlers may crash meanwhile, on purpose.)
+    refute log =~ "terminating", "a connection process crashed"
+    refute log =~ "H2Flow.Connection"
     refute log =~ inspect(key) |> String.trim_leading("<<") |> String.trim_trailing(">>")
     # The server still serves.
     conn = connect!(port, [], tls: true)

@@ -512,9 +512,14 @@ defmodule H2Flow.ServerReqTest do
           assert {:ok, _conn, %{status: 200, body: "other"}} = H2Client.read_response(conn, other)
         end)
 
-      for what <- ["handler bug", ":oops", ":bad_return", ":midway"] do
+      for what <- ["handler bug", ":oops", "returned {:ok, :not_a_req", ":midway"] do
         assert [_] = Regex.scan(~r/#{Regex.escape(what)}/, log)
       end
+
+      # A wrong return value is told what was expected.
+      assert log =~ "init/2 returned {:ok, :not_a_req, "
+      assert log =~ "on GET /bad_return (stream "
+      assert log =~ "expected {:ok, req, state}"
 
       assert %{handler_crashes: 4, handlers_stopped: 0, connections: 1} = H2Flow.stats(server)
     end

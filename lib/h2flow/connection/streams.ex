@@ -2,13 +2,16 @@ defmodule H2Flow.Connection.Streams do
   @moduledoc false
   # The streams of one connection and the lifecycle of their handlers: starts a handler
   # process per request, forwards the body bytes the engine reports to it, registers its reads
-  # and relays their completion, passes its response to the engine (holding the rest of a body
-  # while the engine says blocked), and finishes the stream when the handler exits (204, 500 or
-  # RST_STREAM). What a reader gets, and every window, is the engine's decision: this module
-  # moves bytes and messages.
+  # and relays their completion, and finishes the stream when the handler exits (204, 500 or
+  # RST_STREAM). Responses are H2Flow.Connection.Responses' business, telemetry spans
+  # H2Flow.Connection.Spans'. What a reader gets, and every window, is the engine's decision:
+  # this module moves bytes and messages.
+
+  require Logger
 
   alias H2Flow.Engine
-  alias H2Flow.Connection.Request
+  alias H2Flow.Connection.{Request, Responses, Spans}
+  alias H2Flow.Server.Counters
 
   defmodule Stream do
     @moduledoc false
@@ -23,24 +26,32 @@ defmodule H2Flow.Connection.Streams do
               fin: false,
               # The handler was handed the whole body: nothing to discard when it is done.
               read_all: false,
-              head: false,
+              # {method, path}: a response to HEAD has no content; log lines name the request.
+              line: nil,
               resp: :none,
+              # The response's status (a binary), once sent.
+              status: nil,
               # A registered read waiting for the engine: {reader, ref, timer}.
               read: nil,
               # What the engine did not take yet: {caller, ref, rest, fin?}.
               sending: nil,
-              handler_done: false
+              handler_done: false,
+              # The telemetry span (H2Flow.Connection.Spans), nil without telemetry.
+              span: nil
   end
 
   defstruct [
     :engine,
-    :handler,
-    :handler_opts,
+    :config,
     :ctx,
+    # Whether the server emits telemetry (config.telemetry, at hand).
+    telemetry: false,
     by_id: %{},
     by_pid: %{},
     starting: [],
-    counters: %{handlers_started: 0, handler_crashes: 0, handlers_stopped: 0}
+    counters: %{handlers_started: 0, handler_crashes: 0, handlers_stopped: 0},
+    # What of `counters` the server's counters have (report/1).
+    reported: %{handlers_started: 0, handler_crashes: 0, handlers_stopped: 0}
   ]
 
   @doc false
@@ -49,9 +60,9 @@ defmodule H2Flow.Connection.Streams do
   def new(engine, config, conn) do
     %__MODULE__{
       engine: engine,
-      handler: config.handler,
-      handler_opts: config.handler_opts,
-      ctx: Request.context(config, conn)
+      config: config,
+      ctx: Request.context(config, conn),
+      telemetry: config.telemetry
     }
   end
 
@@ -59,6 +70,23 @@ defmodule H2Flow.Connection.Streams do
   def stats(%__MODULE__{counters: c}), do: c
   def peer(%__MODULE__{ctx: ctx}), do: ctx.peer
   def peer_string(%__MODULE__{ctx: ctx}), do: Request.peer_string(ctx.peer)
+
+  defp count(st, key), do: %{st | counters: Map.update!(st.counters, key, &(&1 + 1))}
+
+  @doc """
+  Adds what was counted since the last report to the server's counters: once per flush (as
+  the engine reports its own), not once per request.
+  """
+  def report(nil), do: nil
+  def report(%__MODULE__{counters: same, reported: same} = st), do: st
+
+  def report(st) do
+    for {key, n} <- st.counters, (delta = n - Map.fetch!(st.reported, key)) != 0 do
+      Counters.add(st.config.counters, key, delta)
+    end
+
+    %{st | reported: st.counters}
+  end
 
   # --- what the engine reports -----------------------------------------------------------
 
@@ -79,7 +107,8 @@ defmodule H2Flow.Connection.Streams do
 
       %{^id => %Stream{pid: pid} = s} when pid != nil ->
         if data != "", do: send(pid, {:"$h2flow_data", id, data})
-        if fin, do: put(st, id, %{s | fin: true}), else: st
+        s = if s.span, do: Spans.received(s, byte_size(data)), else: s
+        if fin or s.span, do: put(st, id, %{s | fin: s.fin or fin}), else: st
 
       _ ->
         st
@@ -102,11 +131,16 @@ defmodule H2Flow.Connection.Streams do
 
   def event(st, {tag, id, _code}) when tag == :stream_reset, do: gone(st, id)
   def event(st, {:stream_error, id, _code, _msg}), do: gone(st, id)
-  def event(st, {:send_window_open, id}), do: resume(st, id)
+  def event(st, {:send_window_open, id}), do: Responses.resume(st, id)
 
   # The peer let nothing go for send_stall_timeout: the engine reset the stream. A sender
   # waiting on it is told; the handler carries on and returns.
   def event(st, {:send_timeout, id}) do
+    H2Flow.Telemetry.execute(st.config, [:h2flow, :flow_control, :stall], %{count: 1}, %{
+      stream_id: id,
+      peer: st.ctx.peer
+    })
+
     case st.by_id do
       %{^id => %Stream{} = s} ->
         s = answer_sender(s, {:error, :timeout})
@@ -137,8 +171,10 @@ defmodule H2Flow.Connection.Streams do
   end
 
   defp spawn_handler(st, id, req, s) do
-    pid = spawn_link(H2Flow.Stream, :run, [st.handler, st.handler_opts, req])
-    s = %{s | pid: pid, head: req.method == "HEAD"}
+    c = st.config
+    pid = spawn_link(H2Flow.Stream, :run, [c.handler, c.handler_opts, req])
+    span = st.telemetry && Spans.start(c, req)
+    s = %{s | pid: pid, line: {req.method, req.path}, span: span}
 
     %{
       st
@@ -161,8 +197,8 @@ defmodule H2Flow.Connection.Streams do
 
         if s.pid && !s.handler_done do
           Process.exit(s.pid, :kill)
-          counters = Map.update!(st.counters, :handlers_stopped, &(&1 + 1))
-          %{st | by_pid: Map.delete(st.by_pid, s.pid), counters: counters}
+          if s.span, do: Spans.stop(st.config, s, :stream_reset)
+          count(%{st | by_pid: Map.delete(st.by_pid, s.pid)}, :handlers_stopped)
         else
           st
         end
@@ -172,9 +208,13 @@ defmodule H2Flow.Connection.Streams do
   # --- what handlers ask -----------------------------------------------------------------
 
   # Any process holding the request may answer it (as in Cowboy): requests are routed by
-  # stream, and answered to their sender.
+  # stream, and answered to their sender. Only the handler's own process reads the body: the
+  # bytes are sent to it.
   def handle(st, from, ref, id, request) do
     case st.by_id do
+      %{^id => %Stream{pid: pid}} when pid != nil and from != pid and elem(request, 0) == :read ->
+        answer(from, ref, {:error, :not_handler}, st)
+
       %{^id => %Stream{pid: pid} = s} when pid != nil ->
         safe_request(st, id, s, from, ref, request)
 
@@ -187,26 +227,36 @@ defmodule H2Flow.Connection.Streams do
   # raises on caller misuse), that handler is at fault, not the connection: it is stopped and
   # its stream ends as if it had crashed, while the other streams carry on.
   defp safe_request(st, id, s, from, ref, request) do
-    request(st, id, s, from, ref, request)
+    case request do
+      :read_all -> read(st, id, s, from, ref, request)
+      {:read, _, _} -> read(st, id, s, from, ref, request)
+      _ -> Responses.request(st, id, s, from, ref, request)
+    end
   rescue
     e in ArgumentError ->
-      require Logger
+      {method, path} = s.line
 
-      Logger.error(fn ->
-        "h2flow: handler of stream #{id} sent an invalid response: #{Exception.message(e)}"
-      end)
+      Logger.error(
+        fn ->
+          "h2flow: handler of stream #{id} sent an invalid response: #{Exception.message(e)}"
+        end,
+        h2flow_stream_id: id,
+        h2flow_method: method,
+        h2flow_path: path,
+        h2flow_handler: Spans.handler(st.config)
+      )
 
       Process.exit(s.pid, :kill)
       exited(st, s.pid, {:invalid_response, e})
   end
 
   # The whole body came with the request and the handler took it: hand it over (credit).
-  defp request(st, id, s, _from, nil, :read_all) do
+  defp read(st, id, s, _from, nil, :read_all) do
     _ = Engine.read(st.engine, id, 0)
     put(st, id, %{s | read_all: true})
   end
 
-  defp request(st, id, s, from, ref, {:read, length, period}) do
+  defp read(st, id, s, from, ref, {:read, length, period}) do
     case Engine.read(st.engine, id, length) do
       :wait ->
         timer =
@@ -216,107 +266,6 @@ defmodule H2Flow.Connection.Streams do
 
       status ->
         answer(from, ref, status, put(st, id, %{s | read_all: status == :fin}))
-    end
-  end
-
-  # A response to HEAD has no content (RFC 9110 9.3.2): the headers end the stream, and what
-  # the handler sends as body is dropped (its content-length stays, as for GET).
-  defp request(st, id, s, from, ref, {:reply, status, headers, body}) do
-    body = if s.head, do: "", else: body
-    headers = [{":status", status}, date() | headers]
-
-    case Engine.reply(st.engine, id, headers, body, true) do
-      {:error, :closed} -> done(st, id, %{s | resp: :done})
-      sent -> sent(st, id, %{s | resp: :streaming}, {from, ref, body, true}, sent)
-    end
-  end
-
-  defp request(st, id, s, _from, _ref, {:stream_reply, status, headers}) do
-    case Engine.send_headers(st.engine, id, [{":status", status}, date() | headers], s.head) do
-      :ok -> put(st, id, %{s | resp: if(s.head, do: :done, else: :streaming)})
-      {:error, :closed} -> done(st, id, %{s | resp: :done})
-    end
-  end
-
-  defp request(st, id, s, _from, _ref, {:inform, status, headers}) do
-    _ = Engine.send_headers(st.engine, id, [{":status", status} | headers], false)
-    put(st, id, s)
-  end
-
-  defp request(st, _id, %Stream{head: true}, from, ref, {tag, _, _})
-       when tag == :stream_body,
-       do: answer(from, ref, :ok, st)
-
-  defp request(st, _id, %Stream{head: true}, from, ref, {:stream_trailers, _}),
-    do: answer(from, ref, :ok, st)
-
-  defp request(
-         st,
-         id,
-         %Stream{resp: :streaming, sending: nil} = s,
-         from,
-         ref,
-         {:stream_body, data, fin}
-       ),
-       do: send_body(st, id, s, {from, ref, data, fin})
-
-  defp request(
-         st,
-         id,
-         %Stream{resp: :streaming, sending: nil} = s,
-         from,
-         ref,
-         {:stream_trailers, t}
-       ) do
-    reply = Engine.send_headers(st.engine, id, t, true)
-    answer(from, ref, reply, put(st, id, %{s | resp: :done}))
-  end
-
-  defp request(st, id, s, _from, _ref, {:reset, code}) do
-    :ok = Engine.reset_stream(st.engine, id, code)
-    _ = answer_sender(s, {:error, :closed})
-    done(st, id, %{s | resp: :done, sending: nil})
-  end
-
-  defp request(st, _id, %Stream{resp: :done}, from, ref, _request),
-    do: answer(from, ref, {:error, :closed}, st)
-
-  defp request(st, _id, _s, from, ref, _request), do: answer(from, ref, {:error, :bad_state}, st)
-
-  # The engine takes at most what its queues have room for; the rest of the data waits here
-  # (as a sub-binary of the handler's, not a copy) for {:send_window_open, id}. The caller is
-  # answered once all of its data is taken and the engine does not say blocked.
-  defp send_body(st, id, s, {_from, _ref, data, fin} = piece) do
-    sent(st, id, s, piece, Engine.send_body(st.engine, id, data, fin))
-  end
-
-  defp sent(st, id, s, {from, ref, data, fin}, {:ok, taken, blocked}) do
-    rest =
-      if taken == byte_size(data), do: "", else: binary_part(data, taken, byte_size(data) - taken)
-
-    resp = if fin and rest == "", do: :done, else: s.resp
-
-    cond do
-      blocked -> put(st, id, %{s | sending: {from, ref, rest, fin}, resp: resp})
-      rest != "" -> send_body(st, id, s, {from, ref, rest, fin})
-      true -> answer(from, ref, :ok, done(st, id, %{s | sending: nil, resp: resp}))
-    end
-  end
-
-  defp sent(st, id, s, {from, ref, _data, _fin}, {:error, :closed}) do
-    answer(from, ref, {:error, :closed}, done(st, id, %{s | sending: nil, resp: :done}))
-  end
-
-  defp resume(st, id) do
-    case st.by_id do
-      %{^id => %Stream{sending: {from, ref, "", _fin}} = s} ->
-        answer(from, ref, :ok, done(st, id, %{s | sending: nil}))
-
-      %{^id => %Stream{sending: {_, _, _, _} = piece} = s} ->
-        send_body(st, id, %{s | sending: nil}, piece)
-
-      _ ->
-        st
     end
   end
 
@@ -351,7 +300,7 @@ defmodule H2Flow.Connection.Streams do
 
         if reason == :normal,
           do: finish_response(st, id, s),
-          else: crashed(st, id, s)
+          else: crashed(st, id, s, reason)
 
       _ ->
         st
@@ -361,66 +310,86 @@ defmodule H2Flow.Connection.Streams do
   # init/2 returned: a handler that did not reply gets 204, an unfinished stream is ended.
   defp finish_response(st, id, %Stream{resp: :none} = s) do
     _ = Engine.send_headers(st.engine, id, [{":status", "204"}, date()], true)
-    done(st, id, %{s | resp: :done})
+    s = %{s | resp: :done, status: "204"}
+    if s.span, do: Spans.stop(st.config, s, nil)
+    done(st, id, s)
   end
 
   defp finish_response(st, id, %Stream{resp: :streaming, sending: nil} = s) do
     _ = Engine.send_body(st.engine, id, "", true)
+    if s.span, do: Spans.stop(st.config, s, nil)
     done(st, id, %{s | resp: :done})
   end
 
-  defp finish_response(st, id, s), do: done(st, id, s)
+  defp finish_response(st, id, s) do
+    if s.span, do: Spans.stop(st.config, s, nil)
+    done(st, id, s)
+  end
 
   # The handler crashed (it logged why): 500 if nothing was sent, else RST_STREAM INTERNAL_ERROR.
-  defp crashed(st, id, s) do
-    st = %{st | counters: Map.update!(st.counters, :handler_crashes, &(&1 + 1))}
+  defp crashed(st, id, s, reason) do
+    st = count(st, :handler_crashes)
 
-    case s.resp do
-      :none ->
-        headers = [{":status", "500"}, date(), {"content-length", "0"}]
-        _ = Engine.send_headers(st.engine, id, headers, true)
-        done(st, id, %{s | resp: :done})
+    s =
+      case s.resp do
+        :none ->
+          headers = [{":status", "500"}, date(), {"content-length", "0"}]
+          _ = Engine.send_headers(st.engine, id, headers, true)
+          %{s | resp: :done, status: "500"}
 
-      _ ->
-        :ok = Engine.reset_stream(st.engine, id, :internal_error)
-        done(st, id, %{s | resp: :done, sending: nil})
-    end
+        _ ->
+          :ok = Engine.reset_stream(st.engine, id, :internal_error)
+          %{s | resp: :done, sending: nil}
+      end
+
+    if s.span, do: Spans.exception(st.config, s, reason)
+    done(st, id, s)
   end
 
   @doc "Stops every handler (the connection is closing)."
   def stop_all(st) do
-    for {pid, _} <- st.by_pid, do: Process.exit(pid, :kill)
+    for {pid, id} <- st.by_pid do
+      Process.exit(pid, :kill)
+      s = Map.get(st.by_id, id, %Stream{})
+      if s.span, do: Spans.stop(st.config, s, :connection_closed)
+    end
+
     stopped = st.counters.handlers_stopped + map_size(st.by_pid)
     %{st | by_pid: %{}, counters: %{st.counters | handlers_stopped: stopped}}
   end
 
-  # --- helpers ---------------------------------------------------------------------------
+  # --- helpers (shared with Responses) ---------------------------------------------------
 
+  @doc false
   # Forget a stream once its handler is done and its response is all in the engine.
-  defp done(st, id, %Stream{handler_done: true, resp: :done, sending: nil}),
+  def done(st, id, %Stream{handler_done: true, resp: :done, sending: nil}),
     do: %{st | by_id: Map.delete(st.by_id, id)}
 
-  defp done(st, id, s), do: put(st, id, s)
+  def done(st, id, s), do: put(st, id, s)
 
-  defp put(st, id, s) do
+  @doc false
+  def put(st, id, s) do
     if Map.has_key?(st.by_id, id),
       do: %{st | by_id: Map.put(st.by_id, id, s)},
       else: st
   end
 
-  defp answer_sender(%Stream{sending: {from, ref, _, _}} = s, reply) do
+  @doc false
+  def answer_sender(%Stream{sending: {from, ref, _, _}} = s, reply) do
     if ref, do: send(from, {ref, reply})
     %{s | sending: nil}
   end
 
-  defp answer_sender(s, _reply), do: s
+  def answer_sender(s, _reply), do: s
 
-  defp answer(_from, nil, _reply, st), do: st
+  @doc false
+  def answer(_from, nil, _reply, st), do: st
 
-  defp answer(from, ref, reply, st) do
+  def answer(from, ref, reply, st) do
     send(from, {ref, reply})
     st
   end
 
-  defp date, do: {"date", H2Flow.Date.current()}
+  @doc false
+  def date, do: {"date", H2Flow.Date.current()}
 end

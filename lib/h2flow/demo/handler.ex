@@ -117,28 +117,14 @@ defmodule H2Flow.Demo.Handler do
 
   # The live connections' own stats. A connection that closes meanwhile is left out.
   defp per_connection(server) do
-    case H2Flow.Server.child(server, :connections) do
-      nil ->
-        []
+    for stats <- H2Flow.stats(server, :connections) do
+      wu = stats.window_update_frames
 
-      sup ->
-        for {_, pid, _, _} <- DynamicSupervisor.which_children(sup),
-            is_pid(pid),
-            stats <- connection_stats(pid) do
-          wu = stats.window_update_frames
-
-          stats
-          |> Map.take(@per_connection_keys)
-          |> Map.put(:window_updates_sent, wu.connection + wu.stream)
-        end
-        |> Enum.sort_by(& &1.streams_opened, :desc)
+      stats
+      |> Map.take(@per_connection_keys)
+      |> Map.put(:window_updates_sent, wu.connection + wu.stream)
     end
-  end
-
-  defp connection_stats(pid) do
-    [GenServer.call(pid, :stats, 5_000)]
-  catch
-    :exit, _closed -> []
+    |> Enum.sort_by(& &1.streams_opened, :desc)
   end
 
   defp settings_keys do

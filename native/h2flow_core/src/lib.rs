@@ -21,6 +21,7 @@ pub mod flow;
 pub mod scheduler;
 pub mod stats;
 pub mod stream;
+pub mod totals;
 
 /// A map keyed by stream id with a cheap hash (ids are small integers; the maps are bounded by
 /// the stream limits, so a collision-heavy peer only costs bounded probing).

@@ -1,30 +1,60 @@
 //! `H2Flow.Engine`'s NIFs: one `Connection` per resource, used by one process at a time.
 
+use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use h2flow_core::config::Rate;
 use h2flow_core::fields::RequestHead;
 use h2flow_core::scheduler::ReadStatus;
-use h2flow_core::stats::{UNKNOWN_CODE, UNKNOWN_KIND};
-use h2flow_core::{frame, Config, Connection, ErrorCode, Event, Payload, SchedulerConfig, SendError, Sent};
+use h2flow_core::totals::Reporter;
+use h2flow_core::{Config, Connection, Event, Payload, SchedulerConfig, SendError, Sent};
 use rustler::{Binary, Encoder, Env, NifResult, ResourceArc, Term};
 
 use crate::terms::{self, binary, decode_code, encode_code, encode_error, field, misuse};
 
-pub struct EngineResource(Mutex<Connection>);
+pub struct EngineResource(Mutex<Engine>);
 
 impl EngineResource {
     /// A resource around an engine made elsewhere (the HTTP/2 side of an h2c upgrade).
     pub(crate) fn new(conn: Connection) -> EngineResource {
-        EngineResource(Mutex::new(conn))
+        EngineResource(Mutex::new(Engine { conn, reporter: None }))
     }
 }
 
 #[rustler::resource_impl]
 impl rustler::Resource for EngineResource {}
 
-fn lock(engine: &ResourceArc<EngineResource>) -> NifResult<MutexGuard<'_, Connection>> {
+/// A connection, and its link to its server's totals when it has one (`crate::totals`).
+pub struct Engine {
+    pub conn: Connection,
+    pub reporter: Option<Reporter>,
+}
+
+impl Deref for Engine {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl DerefMut for Engine {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+impl Drop for Engine {
+    /// An engine garbage-collected without `engine_close_report` (its process was killed) still
+    /// reports its last counters and leaves its server's totals.
+    fn drop(&mut self) {
+        if let Some(r) = self.reporter.as_mut() {
+            r.close(&self.conn);
+        }
+    }
+}
+
+pub fn lock(engine: &ResourceArc<EngineResource>) -> NifResult<MutexGuard<'_, Engine>> {
     // A poisoned lock means an earlier call panicked: a bug, reported as an exception.
     engine.0.lock().map_err(|_| misuse("the engine is unusable after an internal error"))
 }
@@ -72,7 +102,10 @@ pub(crate) fn config(opts: Term) -> NifResult<Config> {
 fn engine_new<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
     let cfg = config(opts)?;
     match Connection::new(cfg, Instant::now()) {
-        Ok(conn) => Ok((terms::ok(), ResourceArc::new(EngineResource(Mutex::new(conn)))).encode(env)),
+        Ok(conn) => {
+            let engine = Engine { conn, reporter: None };
+            Ok((terms::ok(), ResourceArc::new(EngineResource(Mutex::new(engine)))).encode(env))
+        }
         Err(msg) => Ok((terms::error(), msg).encode(env)),
     }
 }
@@ -394,95 +427,16 @@ fn engine_defaults<'a>(env: Env<'a>) -> NifResult<Term<'a>> {
     Ok(m)
 }
 
-fn put<'a>(map: Term<'a>, key: &str, value: impl Encoder) -> NifResult<Term<'a>> {
+pub fn put<'a>(map: Term<'a>, key: &str, value: impl Encoder) -> NifResult<Term<'a>> {
     let env = map.get_env();
     map.map_put(rustler::Atom::from_str(env, key)?, value)
-}
-
-fn by_kind<'a>(env: Env<'a>, counts: &[u64]) -> NifResult<Term<'a>> {
-    let mut m = Term::map_new(env);
-    for (kind, &n) in counts.iter().enumerate() {
-        let name = if kind == UNKNOWN_KIND { "unknown" } else { frame::kind::name(kind as u8) };
-        m = put(m, name, n)?;
-    }
-    Ok(m)
-}
-
-fn by_code<'a>(env: Env<'a>, counts: &[u64]) -> NifResult<Term<'a>> {
-    let mut m = Term::map_new(env);
-    for (code, &n) in counts.iter().enumerate() {
-        let name = if code == UNKNOWN_CODE { Some("unknown") } else { ErrorCode(code as u32).name() };
-        if let Some(name) = name {
-            m = put(m, name, n)?;
-        }
-    }
-    Ok(m)
 }
 
 /// The engine's counters as a map (documented in `H2Flow.Engine.stats/1`).
 #[rustler::nif]
 fn engine_stats<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>) -> NifResult<Term<'a>> {
-    let conn = lock(&engine)?;
-    let s = conn.stats();
-    let w = conn.scheduler().stats();
-    let d = &s.defences;
-    let mut defences = Term::map_new(env);
-    for (k, v) in [
-        ("rapid_reset", d.rapid_reset),
-        ("continuation_flood", d.continuation_flood),
-        ("ack_flood", d.ack_flood),
-        ("settings_flood", d.settings_flood),
-        ("empty_frames", d.empty_frames),
-        ("header_list_too_large", d.header_list_too_large),
-        ("refused_stream_flood", d.refused_stream_flood),
-        ("reset_flood", d.reset_flood),
-    ] {
-        defences = put(defences, k, v)?;
-    }
-    let mut wu = Term::map_new(env);
-    wu = put(wu, "connection", w.connection_window_updates)?;
-    wu = put(wu, "stream", w.stream_window_updates)?;
-    let mut m = Term::map_new(env);
-    m = put(m, "frames_received", by_kind(env, &s.frames_received)?)?;
-    m = put(m, "frames_sent", by_kind(env, &s.frames_sent)?)?;
-    m = put(m, "window_update_frames", wu)?;
-    m = put(m, "defences", defences)?;
-    m = put(m, "connection_errors", by_code(env, &s.connection_errors)?)?;
-    m = put(m, "stream_errors", by_code(env, &s.stream_errors)?)?;
-    for (k, v) in [
-        ("bytes_received", s.bytes_received),
-        ("bytes_sent", s.bytes_sent),
-        ("data_bytes_received", s.data_bytes_received),
-        ("data_bytes_sent", s.data_bytes_sent),
-        ("flushes", s.flushes),
-        ("flushes_with_window_updates", w.flushes_with_window_updates),
-        ("credited_bytes", w.credited_bytes),
-        ("buffered_bytes", conn.buffered()),
-        ("peak_buffered_bytes", w.peak_buffered),
-        ("queued_send_bytes", conn.queued()),
-        ("peak_queued_send_bytes", s.peak_queued_send_bytes),
-        ("send_timeouts", s.send_timeouts),
-        ("open_streams", conn.open_streams() as u64),
-        ("peak_open_streams", s.peak_open_streams),
-        ("streams_opened", s.streams_opened),
-        ("streams_refused", s.streams_refused),
-        ("streams_reset_by_peer", s.streams_reset_by_peer),
-        ("streams_reset_by_us", s.streams_reset_by_us),
-        ("writes_to_closed_streams", s.writes_to_closed_streams),
-        ("stream_stalls", s.stream_stalls),
-        ("connection_stalls", s.connection_stalls),
-        ("stalls", s.stream_stalls + s.connection_stalls),
-        ("connection_window", conn.scheduler().connection_window() as u64),
-        ("stream_window", conn.scheduler().stream_window() as u64),
-        ("connection_window_growths", w.connection_window_growths),
-        ("stream_window_growths", w.stream_window_growths),
-        ("pings_sent", s.pings_sent),
-        ("rtt_us", w.rtt_us),
-        ("defences_triggered", d.total()),
-    ] {
-        m = put(m, k, v)?;
-    }
-    Ok(m)
+    let values = h2flow_core::totals::snapshot(&lock(&engine)?.conn);
+    crate::totals::encode(env, &values, false)
 }
 
 /// Connection state the caller acts on: whether to close, and what is buffered.

@@ -6,6 +6,7 @@ mod engine;
 mod http1;
 mod scheduler;
 mod terms;
+mod totals;
 
 #[rustler::nif]
 fn nif_loaded() -> bool {

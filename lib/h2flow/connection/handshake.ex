@@ -1,0 +1,66 @@
+defmodule H2Flow.Connection.Handshake do
+  @moduledoc false
+  # Turns an accepted socket into a connection ready for the client's preface: the TLS
+  # handshake (with ALPN h2), the addresses and TLS details requests will carry, and the
+  # socket options of the connection. Any failure is the peer's (or the network's) doing: it is
+  # reported as an error, never raised.
+
+  alias H2Flow.Connection.Preface
+
+  # Socket messages delivered before the connection re-arms {active, N}.
+  @active_n 8
+
+  def active_n, do: @active_n
+
+  @doc """
+  `{:ok, socket, conn}` (conn: what every request of the connection shares), or
+  `{:error, reason, peer}` (`peer` nil when it is not known).
+  """
+  def run(transport, sock, config) do
+    peer = with {:ok, peer} <- transport.peername(sock), do: peer, else: (_ -> nil)
+
+    with true <- peer != nil || {:error, :enotconn},
+         {:ok, sock} <- transport.handshake(sock, config.preface_timeout),
+         :ok <- check_alpn(transport, sock),
+         {:ok, local} <- transport.sockname(sock),
+         :ok <- transport.setopts(sock, socket_opts(config)) do
+      # Over TLS, the client's certificate and the session's parameters (Plug's get_ssl_data).
+      cert = with {:ok, der} <- transport.peer_cert(sock), do: der, else: (_ -> nil)
+
+      tls_info =
+        with {:ok, info} <- transport.connection_information(sock), do: info, else: (_ -> nil)
+
+      {:ok, sock, %{peer: peer, sock: local, cert: cert, tls_info: tls_info}}
+    else
+      {:error, reason} -> {:error, reason, peer}
+    end
+  end
+
+  @doc "Whether a failed handshake counts as a failed TLS handshake (`:tls_handshake_failures`)."
+  def tls_failure?(config, reason),
+    do: config.transport == :tls and reason != :alpn_h2_not_negotiated
+
+  # Over TLS, only ALPN h2 is served; a client that did not offer it is told in HTTP/1.1 terms.
+  defp check_alpn(transport, sock) do
+    case transport.negotiated_protocol(sock) do
+      {:ok, "h2"} ->
+        :ok
+
+      :none when transport == H2Flow.Transport.TCP ->
+        :ok
+
+      _ ->
+        _ = transport.send(sock, Preface.http1_refusal())
+        {:error, :alpn_h2_not_negotiated}
+    end
+  end
+
+  defp socket_opts(config) do
+    [
+      active: @active_n,
+      buffer: config.read_buffer,
+      send_timeout: config.write_timeout,
+      send_timeout_close: true
+    ]
+  end
+end

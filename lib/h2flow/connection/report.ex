@@ -1,0 +1,105 @@
+defmodule H2Flow.Connection.Report do
+  @moduledoc false
+  # What a connection tells the outside: its counters (its own, for H2Flow.stats(server,
+  # :connections), and the server's, for H2Flow.stats/1), the engine's counters reported to the
+  # server at each flush, and its telemetry events (the connection span, defences).
+
+  require Logger
+
+  alias H2Flow.{Engine, Native, Telemetry}
+  alias H2Flow.Connection.Streams
+  alias H2Flow.Server.Counters
+
+  @doc "The connection's own counters, at zero."
+  def zero do
+    %{
+      writes: 0,
+      write_timeouts: 0,
+      preface_timeouts: 0,
+      idle_timeouts: 0,
+      tls_handshake_failures: 0
+    }
+  end
+
+  @doc "Counts in the connection's counters and the server's."
+  def count(%{config: config, counters: counters} = s, key) do
+    Counters.add(config.counters, key)
+    %{s | counters: Map.update!(counters, key, &(&1 + 1))}
+  end
+
+  @doc """
+  `H2Flow.Engine.flush/1`, reporting the engine's counters to the server's and the defences
+  that tripped to telemetry (and the debug log).
+  """
+  def flush(s) do
+    case Native.engine_flush_reporting(s.engine) do
+      bytes when is_binary(bytes) ->
+        bytes
+
+      {bytes, defences} ->
+        peer = s.streams && Streams.peer(s.streams)
+
+        for defence <- defences do
+          Logger.debug(fn -> "h2flow: defence #{defence} tripped" end)
+          meta = %{defence: defence, peer: peer}
+          Telemetry.execute(s.config, [:h2flow, :defence], %{count: 1}, meta)
+        end
+
+        bytes
+    end
+  end
+
+  @doc "The connection span starts (the handshake is done); returns its start time."
+  def started(config, conn) do
+    now = System.monotonic_time()
+    meta = %{peer: conn.peer, transport: config.transport}
+    Telemetry.execute(config, [:h2flow, :connection, :start], %{monotonic_time: now}, meta)
+    now
+  end
+
+  @doc "The connection ended: its last counters go to the server, and its span ends."
+  def stopped(s, reason) do
+    :ok = Native.engine_close_report(s.engine)
+    if s.span_start, do: span_stop(s, reason)
+    :ok
+  end
+
+  defp span_stop(s, reason) do
+    stats = Engine.stats(s.engine)
+    now = System.monotonic_time()
+    wu = stats.window_update_frames
+
+    measurements = %{
+      monotonic_time: now,
+      duration: now - s.span_start,
+      window_updates_sent: wu.connection + wu.stream,
+      stalls: stats.stalls,
+      peak_buffered_bytes: stats.peak_buffered_bytes,
+      streams: stats.streams_opened,
+      bytes_received: stats.bytes_received,
+      bytes_sent: stats.bytes_sent
+    }
+
+    reason =
+      case reason do
+        # The engine's error: {:connection_error, code, message} (or a stream's).
+        {:shutdown, {:connection_error, error}} when is_tuple(error) -> error
+        {:shutdown, reason} -> reason
+        reason -> reason
+      end
+
+    meta = %{peer: Streams.peer(s.streams), transport: s.config.transport, reason: reason}
+    Telemetry.execute(s.config, [:h2flow, :connection, :stop], measurements, meta)
+  end
+
+  @doc "The connection's own stats: its engine's, its counters and its streams'."
+  def stats(s) do
+    streams = if s.streams, do: Streams.stats(s.streams), else: Streams.counters()
+
+    s.engine
+    |> Engine.stats()
+    |> Map.merge(s.counters)
+    |> Map.merge(streams)
+    |> Map.merge(%{pid: self(), peer: s.streams && Streams.peer(s.streams)})
+  end
+end
