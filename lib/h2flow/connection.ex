@@ -77,6 +77,9 @@ defmodule H2Flow.Connection do
       {:state, %__MODULE__{} = s} -> {:state, redacted(s)}
       {:message, {tag, sock, data}} when is_binary(data) -> {:message, {tag, sock, :redacted}}
       {:message, _} -> {:message, :redacted}
+      # A crash's reason and stack (a BIF's arguments among them) may hold request bytes.
+      {:reason, reason} -> {:reason, H2Flow.Stream.redact(reason)}
+      {:log, log} -> {:log, H2Flow.Stream.redact(log)}
       other -> other
     end)
   end

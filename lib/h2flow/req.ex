@@ -80,7 +80,7 @@ defmodule H2Flow.Req do
     headers: %{},
     has_body: false,
     body_state: :unread,
-    # Body bytes that arrived with the request, and whether they are all of it (internal).
+    # The whole body, when it arrived with the request: its pieces (internal).
     body: nil,
     resp: :none
   ]
@@ -105,7 +105,7 @@ defmodule H2Flow.Req do
           headers: %{optional(binary()) => binary()},
           has_body: boolean(),
           body_state: :unread | :reading | :done,
-          body: {[binary()], boolean()} | nil,
+          body: [binary()] | nil,
           resp: :none | :streaming | :sent
         }
 
@@ -216,62 +216,60 @@ defmodule H2Flow.Req do
     unless is_integer(length) and length >= 0,
       do: raise(ArgumentError, ":length must be a non-negative integer, got: #{inspect(length)}")
 
-    unless (is_integer(period) and period >= 0) or period == :infinity,
+    # A timer longer than 2^32-1 ms cannot be set: :infinity is the way to say that.
+    unless (is_integer(period) and period >= 0 and period <= 0xFFFF_FFFF) or period == :infinity,
       do:
         raise(
           ArgumentError,
-          ":period must be a non-negative integer or :infinity, got: #{inspect(period)}"
+          ":period must be an integer in 0..4294967295 (ms) or :infinity, got: " <>
+            inspect(period)
         )
 
     read_body(req, length, period)
   end
 
   # The whole body came with the request: the handler has it; the connection hands it over
-  # (credits it) without an answer to wait for.
-  defp read_body(%__MODULE__{body: {chunks, true}} = req, _length, _period) do
-    cast(req, :read_all)
-    {:ok, joined(chunks), %{req | body: nil, body_state: :done}}
-  end
+  # (credits it) without an answer to wait for. Once only, even with this `req` again (as a
+  # Cowboy handler may reuse its first request): the process remembers it.
+  defp read_body(%__MODULE__{body: chunks, stream_id: id} = req, _length, _period)
+       when is_list(chunks) do
+    req = %{req | body: nil, body_state: :done}
 
-  # The engine decides what the read gets: the bytes it already forwarded to this process (and
-  # those that came with the request), and those that arrive until it says the read is done.
-  defp read_body(%__MODULE__{stream_id: id} = req, length, period) do
-    early = if req.body, do: elem(req.body, 0), else: []
-    ref = make_ref()
-    send(req.conn, {:"$h2flow", self(), ref, id, {:read, length, period}})
-    req = %{req | body: nil}
-
-    case collect(id, ref, early) do
-      {:fin, data} ->
-        {:ok, data, %{req | body_state: :done}}
-
-      {:more, data} ->
-        {:more, data, %{req | body_state: :reading}}
-
-      {:error, :not_handler} ->
-        raise ArgumentError,
-              "read_body/2 was called by #{inspect(self())}, not by the handler of stream " <>
-                "#{id}: the connection sends the body's bytes to the handler's process, so " <>
-                "only it can read them (read the body first, then hand it to other processes)"
-
-      {:error, _} = error ->
-        error
+    if Process.put({:"$h2flow_read", id}, true) do
+      {:ok, "", req}
+    else
+      cast(req, :read_all)
+      {:ok, joined(chunks), req}
     end
   end
 
-  # Body bytes arrive as messages before the answer that ends the read (one sender: in order).
-  defp collect(id, ref, acc) do
+  # The engine decides what the read gets; the connection holds the bytes until then and
+  # answers with all of them in one message.
+  defp read_body(%__MODULE__{stream_id: id} = req, length, period) do
+    ref = make_ref()
+    send(req.conn, {:"$h2flow", self(), ref, id, {:read, length, period}})
+
     receive do
-      {:"$h2flow_data", ^id, data} -> collect(id, ref, [acc | data])
-      {^ref, {:error, _} = error} -> error
-      {^ref, status} -> {status, joined(acc)}
+      {^ref, :fin, chunks} ->
+        {:ok, joined(chunks), %{req | body_state: :done}}
+
+      {^ref, :more, chunks} ->
+        {:more, joined(chunks), %{req | body_state: :reading}}
+
+      {^ref, {:error, :not_handler}} ->
+        raise ArgumentError,
+              "read_body/2 was called by #{inspect(self())}, not by the handler of stream " <>
+                "#{id}: only the handler's process reads the body (read it first, then hand " <>
+                "it to other processes)"
+
+      {^ref, {:error, _} = error} ->
+        error
     end
   end
 
   # A body that arrived in one piece is handed on as it is (a sub-binary of the socket's
   # read), not copied into a new binary.
   defp joined([bin]) when is_binary(bin), do: bin
-  defp joined([[], bin]) when is_binary(bin), do: bin
   defp joined(chunks), do: IO.iodata_to_binary(chunks)
 
   @doc """

@@ -47,10 +47,10 @@ defmodule H2Flow.Test.ServerHelpers do
   end
 
   @doc "Reads frames until the server's ACK of a PING: everything it wrote before is read."
-  def sync!(conn) do
+  def sync!(conn, timeout \\ 5_000) do
     data = :crypto.strong_rand_bytes(8)
     :ok = H2Client.send_ping(conn, data)
-    {:ok, conn, frames} = H2Client.recv_until(conn, &match?({:ping, true, ^data}, &1))
+    {:ok, conn, frames} = H2Client.recv_until(conn, &match?({:ping, true, ^data}, &1), timeout)
     {conn, frames}
   end
 

@@ -10,8 +10,8 @@ defmodule H2Flow.Connection.Request do
   def context(config, conn), do: Map.put(conn, :tls, config.transport == :tls)
 
   @doc """
-  The request of a `{:request, ...}` engine event; `body` is `nil` (no body) or the body bytes
-  that arrived with it and whether they are all of it.
+  The request of a `{:request, ...}` engine event; `body` is `nil` (no body), `:unread` (a body
+  the handler reads) or the pieces of a body that arrived whole with the request.
   """
   def build(
         {:request, id, method, scheme, authority, path, qs, length, headers, _end?},
@@ -34,7 +34,7 @@ defmodule H2Flow.Connection.Request do
       headers: headers,
       content_length: length,
       has_body: body != nil,
-      body: body
+      body: if(is_list(body), do: body)
     }
   end
 

@@ -70,8 +70,8 @@ defmodule H2Flow.Connection.Responses do
 
   def request(st, id, s, _from, _ref, {:reset, code}) do
     :ok = Engine.reset_stream(st.engine, id, code)
-    _ = answer_sender(s, {:error, :closed})
-    done(st, id, %{s | resp: :done, fin: true, sending: nil})
+    s = s |> answer_sender({:error, :closed}) |> Streams.fail_read()
+    done(st, id, %{s | resp: :done, held: [], read_all: true})
   end
 
   def request(st, _id, %Stream{resp: :done}, from, ref, _request),

@@ -6,8 +6,8 @@ defmodule H2Flow.Connection.Spans do
 
   alias H2Flow.Telemetry
 
-  @doc "Emits `:start`; returns the span."
-  def start(config, req) do
+  @doc "Emits `:start`; returns the span. `held`: body bytes that arrived before it started."
+  def start(config, req, held \\ 0) do
     meta = %{
       method: req.method,
       path: req.path,
@@ -18,8 +18,8 @@ defmodule H2Flow.Connection.Spans do
 
     now = System.monotonic_time()
     Telemetry.execute(config, [:h2flow, :request, :start], %{monotonic_time: now}, meta)
-    # Body bytes that arrived with the request are in it.
-    received = if req.body, do: IO.iodata_length(elem(req.body, 0)), else: 0
+    # Body bytes that arrived with the request are in it, or held for its first read.
+    received = if(is_list(req.body), do: IO.iodata_length(req.body), else: 0) + held
     %{start: now, meta: meta, received: received, sent: 0}
   end
 

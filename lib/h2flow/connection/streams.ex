@@ -1,9 +1,9 @@
 defmodule H2Flow.Connection.Streams do
   @moduledoc false
   # The streams of one connection and the lifecycle of their handlers: starts a handler
-  # process per request, forwards the body bytes the engine reports to it, registers its reads
-  # and relays their completion, and finishes the stream when the handler exits (204, 500 or
-  # RST_STREAM). Responses are H2Flow.Connection.Responses' business, telemetry spans
+  # process per request, holds the body bytes the engine reports until a read takes them,
+  # registers the handler's reads and answers each with its bytes when the engine says it is
+  # complete, and finishes the stream when the handler exits (204, 500 or RST_STREAM). Responses are H2Flow.Connection.Responses' business, telemetry spans
   # H2Flow.Connection.Spans'. What a reader gets, and every window, is the engine's decision:
   # this module moves bytes and messages.
 
@@ -19,10 +19,11 @@ defmodule H2Flow.Connection.Streams do
     defstruct pid: nil,
               # The request event, until the handler starts at the end of the read it came in.
               request: nil,
-              # Body bytes that arrived before the handler started (newest first); they go to
-              # it with the request.
-              early: [],
-              # The body ended (its last bytes were reported; they go to the handler).
+              # Body bytes reported and not handed to a read yet (newest first): what the engine
+              # still counts against the windows. A body that arrived whole with its request
+              # goes to the handler with it.
+              held: [],
+              # The body ended (its last bytes were reported).
               fin: false,
               # The handler was handed the whole body: nothing to discard when it is done.
               read_all: false,
@@ -31,7 +32,8 @@ defmodule H2Flow.Connection.Streams do
               resp: :none,
               # The response's status (a binary), once sent.
               status: nil,
-              # A registered read waiting for the engine: {reader, ref, timer}.
+              # A registered read waiting for the engine: {reader, ref, timer, bytes handed to
+              # it so far, newest first}.
               read: nil,
               # What the engine did not take yet: {caller, ref, rest, fin?}.
               sending: nil,
@@ -100,15 +102,22 @@ defmodule H2Flow.Connection.Streams do
     %{st | by_id: Map.put(st.by_id, id, %Stream{request: request}), starting: [id | st.starting]}
   end
 
+  # The bytes are the handler's once handed to a read (the engine said so: a read is
+  # registered); until then they are held here.
   def event(st, {:data, id, data, fin}) do
     case st.by_id do
-      %{^id => %Stream{pid: nil, request: r} = s} when r != nil ->
-        put(st, id, %{s | early: [data | s.early], fin: fin})
-
-      %{^id => %Stream{pid: pid} = s} when pid != nil ->
-        if data != "", do: send(pid, {:"$h2flow_data", id, data})
+      %{^id => %Stream{} = s} ->
         s = if s.span, do: Spans.received(s, byte_size(data)), else: s
-        if fin or s.span, do: put(st, id, %{s | fin: s.fin or fin}), else: st
+        s = %{s | fin: s.fin or fin}
+
+        s =
+          case s.read do
+            _ when data == "" -> s
+            {reader, ref, timer, acc} -> %{s | read: {reader, ref, timer, [data | acc]}}
+            nil -> %{s | held: [data | s.held]}
+          end
+
+        put(st, id, s)
 
       _ ->
         st
@@ -117,9 +126,9 @@ defmodule H2Flow.Connection.Streams do
 
   def event(st, {:read_done, id, status}) do
     case st.by_id do
-      %{^id => %Stream{read: {reader, ref, timer}} = s} ->
+      %{^id => %Stream{read: {reader, ref, timer, acc}} = s} ->
         if timer, do: Process.cancel_timer(timer)
-        send(reader, {ref, status})
+        send(reader, {ref, status, Enum.reverse(acc)})
         put(st, id, %{s | read: nil, read_all: status == :fin})
 
       _ ->
@@ -143,7 +152,7 @@ defmodule H2Flow.Connection.Streams do
 
     case st.by_id do
       %{^id => %Stream{} = s} ->
-        s = answer_sender(s, {:error, :timeout})
+        s = s |> answer_sender({:error, :timeout}) |> fail_read()
         done(st, id, %{s | resp: :done})
 
       _ ->
@@ -159,9 +168,12 @@ defmodule H2Flow.Connection.Streams do
     |> Enum.reverse()
     |> Enum.reduce(%{st | starting: []}, fn id, st ->
       case st.by_id do
-        %{^id => %Stream{request: request, early: early, fin: fin} = s} when request != nil ->
-          req = Request.build(request, st.ctx, {Enum.reverse(early), fin})
-          spawn_handler(st, id, req, %{s | request: nil, early: []})
+        %{^id => %Stream{request: request, held: held, fin: fin} = s} when request != nil ->
+          # A body that arrived whole goes with the request; the bytes of one still arriving
+          # stay held for the handler's first read.
+          {body, held} = if fin, do: {Enum.reverse(held), []}, else: {:unread, held}
+          req = Request.build(request, st.ctx, body)
+          spawn_handler(st, id, req, %{s | request: nil, held: held})
 
         _ ->
           # Reset (or refused) before its handler started.
@@ -173,7 +185,7 @@ defmodule H2Flow.Connection.Streams do
   defp spawn_handler(st, id, req, s) do
     c = st.config
     pid = spawn_link(H2Flow.Stream, :run, [c.handler, c.handler_opts, req])
-    span = st.telemetry && Spans.start(c, req)
+    span = st.telemetry && Spans.start(c, req, IO.iodata_length(s.held))
     s = %{s | pid: pid, line: {req.method, req.path}, span: span}
 
     %{
@@ -191,8 +203,7 @@ defmodule H2Flow.Connection.Streams do
         st
 
       {s, by_id} ->
-        if s.read && elem(s.read, 2), do: Process.cancel_timer(elem(s.read, 2))
-        _ = answer_sender(s, {:error, :closed})
+        _ = s |> answer_sender({:error, :closed}) |> fail_read()
         st = %{st | by_id: by_id}
 
         if s.pid && !s.handler_done do
@@ -256,29 +267,55 @@ defmodule H2Flow.Connection.Streams do
     put(st, id, %{s | read_all: true})
   end
 
+  # The engine hands the read everything it holds (here: `held`), and what arrives while it
+  # waits; the answer carries all of it.
   defp read(st, id, s, from, ref, {:read, length, period}) do
+    held = Enum.reverse(s.held)
+    s = %{s | held: []}
+
     case Engine.read(st.engine, id, length) do
       :wait ->
         timer =
           if period != :infinity, do: Process.send_after(self(), {:read_timeout, id, ref}, period)
 
-        put(st, id, %{s | read: {from, ref, timer}})
+        put(st, id, %{s | read: {from, ref, timer, Enum.reverse(held)}})
+
+      {:error, :closed} when s.fin ->
+        # Both sides ended the stream long ago and the engine forgot it: nothing was left.
+        answer(from, ref, :fin, held, put(st, id, %{s | read_all: true}))
+
+      {:error, :closed} = error ->
+        answer(from, ref, error, put(st, id, s))
 
       status ->
-        answer(from, ref, status, put(st, id, %{s | read_all: status == :fin}))
+        answer(from, ref, status, held, put(st, id, %{s | read_all: status == :fin}))
     end
   end
 
   def read_timeout(st, id, ref) do
     case st.by_id do
-      %{^id => %Stream{read: {reader, ^ref, _timer}} = s} ->
-        if Engine.read_timeout(st.engine, id), do: send(reader, {ref, :more})
+      %{^id => %Stream{read: {reader, ^ref, _timer, acc}} = s} ->
+        # `false`: the engine no longer has the read, because it closed the stream.
+        if Engine.read_timeout(st.engine, id),
+          do: send(reader, {ref, :more, Enum.reverse(acc)}),
+          else: send(reader, {ref, {:error, :closed}})
+
         put(st, id, %{s | read: nil})
 
       _ ->
         st
     end
   end
+
+  @doc false
+  # A waiting read whose stream the engine closed (a reset, a send timeout) is answered.
+  def fail_read(%Stream{read: {reader, ref, timer, _}} = s) do
+    if timer, do: Process.cancel_timer(timer)
+    send(reader, {ref, {:error, :closed}})
+    %{s | read: nil}
+  end
+
+  def fail_read(s), do: s
 
   # --- handler exits ---------------------------------------------------------------------
 
@@ -296,7 +333,7 @@ defmodule H2Flow.Connection.Streams do
         # The rest of the body will not be read: the engine credits what it holds, and what
         # still comes as it comes.
         unless s.read_all, do: Engine.discard(st.engine, id)
-        s = %{s | handler_done: true, read: nil}
+        s = %{s | handler_done: true, read: nil, held: []}
 
         if reason == :normal,
           do: finish_response(st, id, s),
@@ -387,6 +424,12 @@ defmodule H2Flow.Connection.Streams do
 
   def answer(from, ref, reply, st) do
     send(from, {ref, reply})
+    st
+  end
+
+  # The answer to a read: its status and its bytes.
+  defp answer(from, ref, status, chunks, st) do
+    send(from, {ref, status, chunks})
     st
   end
 
