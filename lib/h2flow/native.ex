@@ -45,6 +45,8 @@ defmodule H2Flow.Native do
 
   def nif_loaded, do: err()
   def engine_new(_), do: err()
+  def engine_new_client(_), do: err()
+  def engine_request(_, _, _, _), do: err()
   def engine_recv(_, _), do: err()
   def engine_consume(_, _, _), do: err()
   def engine_read(_, _, _), do: err()

@@ -242,6 +242,7 @@ impl Case<'_> {
                 self.totals.requests += 1;
                 self.app.insert(id, AppStream { alive: true, peer_ended: end_stream, ..Default::default() });
             }
+            Event::Response { .. } => panic!("a server engine reported a response: {e:?}"),
             Event::Data { stream_id: id, data, end_stream } => {
                 if let Payload::Input { start, len } = data {
                     assert!(start + len <= input.len(), "payload range outside the input");

@@ -7,7 +7,9 @@ use h2flow_core::config::Rate;
 use h2flow_core::fields::RequestHead;
 use h2flow_core::scheduler::ReadStatus;
 use h2flow_core::stats::{UNKNOWN_CODE, UNKNOWN_KIND};
-use h2flow_core::{frame, Config, Connection, ErrorCode, Event, Payload, SchedulerConfig, SendError, Sent};
+use h2flow_core::{
+    frame, Config, Connection, ErrorCode, Event, Payload, Request, SchedulerConfig, SendError, Sent,
+};
 use rustler::{Binary, Encoder, Env, NifResult, ResourceArc, Term};
 
 use crate::terms::{self, binary, decode_code, encode_code, encode_error, field, misuse};
@@ -64,7 +66,18 @@ fn config(opts: Term) -> NifResult<Config> {
 #[rustler::nif]
 fn engine_new<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
     let cfg = config(opts)?;
-    match Connection::new(cfg, Instant::now()) {
+    new_engine(env, Connection::new(cfg, Instant::now()))
+}
+
+/// An engine in the client role (`Connection::new_client`).
+#[rustler::nif]
+fn engine_new_client<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
+    let cfg = config(opts)?;
+    new_engine(env, Connection::new_client(cfg, Instant::now()))
+}
+
+fn new_engine<'a>(env: Env<'a>, conn: Result<Connection, &'static str>) -> NifResult<Term<'a>> {
+    match conn {
         Ok(conn) => Ok((terms::ok(), ResourceArc::new(EngineResource(Mutex::new(conn)))).encode(env)),
         Err(msg) => Ok((terms::error(), msg).encode(env)),
     }
@@ -126,6 +139,9 @@ fn event<'a>(env: Env<'a>, input: &Binary<'a>, e: &Event) -> NifResult<Term<'a>>
     Ok(match e {
         Event::Headers { stream_id, fields, info, end_stream } => {
             request(env, *stream_id, fields, info, *end_stream)?
+        }
+        Event::Response { stream_id, fields, info, end_stream } => {
+            (terms::response(), *stream_id, info.status, header_list(env, fields), *end_stream).encode(env)
         }
         Event::Data { stream_id, data, end_stream } => {
             (terms::data(), *stream_id, payload(env, input, data)?, *end_stream).encode(env)
@@ -249,6 +265,35 @@ fn engine_reply<'a>(
             let r = conn.send_body(stream_id, body.as_slice(), end_stream);
             sent(env, r, false)
         }
+        other => sent(env, other, false),
+    }
+}
+
+/// Client role: a request's headers and the start of its body in one call (`send_request`, then
+/// `send_body` unless the headers end the stream): `{:ok, stream_id, taken, blocked?}`, `:wait`
+/// (the concurrency limit: nothing was sent) or `{:error, :closed}` (no stream can be opened on
+/// this connection any more).
+#[rustler::nif]
+fn engine_request<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    headers: Vec<(Binary<'a>, Binary<'a>)>,
+    body: Binary<'a>,
+    end_stream: bool,
+) -> NifResult<Term<'a>> {
+    let fields: Vec<(&[u8], &[u8])> = headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
+    let mut conn = lock(&engine)?;
+    let headers_end = end_stream && body.is_empty();
+    let id = match conn.send_request(&fields, headers_end).map_err(|SendError::Misuse(m)| misuse(m))? {
+        Request::Opened(id) => id,
+        Request::Wait => return Ok(terms::wait().encode(env)),
+        Request::Closed => return Ok((terms::error(), terms::closed()).encode(env)),
+    };
+    if headers_end {
+        return Ok((terms::ok(), id, 0u64, false).encode(env));
+    }
+    match conn.send_body(id, body.as_slice(), end_stream) {
+        Ok(Sent::Accepted { taken, blocked }) => Ok((terms::ok(), id, taken as u64, blocked).encode(env)),
         other => sent(env, other, false),
     }
 }

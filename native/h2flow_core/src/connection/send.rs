@@ -289,7 +289,7 @@ impl Connection {
         }
     }
 
-    fn write_header_block<'a>(
+    pub(super) fn write_header_block<'a>(
         &mut self,
         id: u32,
         fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
