@@ -140,10 +140,17 @@ defmodule H2Flow.Client do
     Connection.start_link(Options.config!(url, opts))
   end
 
-  @doc "A child specification: `{H2Flow.Client, url: url, name: name}`."
+  @doc """
+  A child specification: `{H2Flow.Client, url: url, name: name}`. The child is temporary: it
+  ends with its connection (a GOAWAY, the server closing it), and is not restarted.
+  """
   @spec child_spec(keyword()) :: Supervisor.child_spec()
   def child_spec(opts) do
-    %{id: {__MODULE__, opts[:name] || opts[:url]}, start: {__MODULE__, :start_link, [opts]}}
+    %{
+      id: {__MODULE__, opts[:name] || make_ref()},
+      start: {__MODULE__, :start_link, [opts]},
+      restart: :temporary
+    }
   end
 
   @doc """

@@ -126,11 +126,12 @@ defmodule H2Flow.Engine do
   SETTINGS_ENABLE_PUSH 0, the WINDOW_UPDATE that opens the connection window) goes out with
   the first `flush/1`; the server's SETTINGS must be the first frame it receives.
   `:max_concurrent_streams` is the most requests it has open at once (besides the server's
-  own limit).
+  own limit). The client role's defaults differ in the windows:
+  #{inspect(H2Flow.Engine.Options.client_defaults(), pretty: true)}.
   """
   @spec new_client(keyword()) :: {:ok, t()} | {:error, String.t()}
   def new_client(opts \\ []) do
-    opts |> H2Flow.Engine.Options.validate!() |> Native.engine_new_client()
+    opts |> H2Flow.Engine.Options.validate!(:client) |> Native.engine_new_client()
   end
 
   @doc """

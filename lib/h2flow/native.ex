@@ -62,6 +62,7 @@ defmodule H2Flow.Native do
   def engine_stats(_), do: err()
   def engine_info(_), do: err()
   def engine_defaults, do: err()
+  def engine_client_defaults, do: err()
   def scheduler_new(_), do: err()
   def scheduler_initial_credit(_), do: err()
   def scheduler_open_stream(_, _, _, _), do: err()

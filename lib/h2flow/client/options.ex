@@ -28,7 +28,7 @@ defmodule H2Flow.Client.Options do
     end
 
     # Validated here, so that a bad option raises in the caller rather than in the process.
-    _ = H2Flow.Engine.Options.validate!(engine_opts)
+    _ = H2Flow.Engine.Options.validate!(engine_opts, :client)
     c = Map.new(opts)
 
     for key <- [:connect_timeout, :write_timeout, :read_buffer, :max_pending_requests] do

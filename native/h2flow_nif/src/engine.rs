@@ -97,8 +97,13 @@ fn payload<'a>(env: Env<'a>, input: &Binary<'a>, p: &Payload) -> NifResult<Term<
 }
 
 fn header_list<'a>(env: Env<'a>, list: &h2flow_core::hpack::HeaderList) -> Term<'a> {
+    header_list_from(env, list, 0)
+}
+
+/// The fields of a list after its first `skip` (the pseudo-header fields of a response).
+fn header_list_from<'a>(env: Env<'a>, list: &h2flow_core::hpack::HeaderList, skip: usize) -> Term<'a> {
     let fields: Vec<Term<'a>> =
-        list.iter().map(|(n, v)| (binary(env, n), binary(env, v)).encode(env)).collect();
+        list.iter().skip(skip).map(|(n, v)| (binary(env, n), binary(env, v)).encode(env)).collect();
     fields.encode(env)
 }
 
@@ -141,7 +146,8 @@ fn event<'a>(env: Env<'a>, input: &Binary<'a>, e: &Event) -> NifResult<Term<'a>>
             request(env, *stream_id, fields, info, *end_stream)?
         }
         Event::Response { stream_id, fields, info, end_stream } => {
-            (terms::response(), *stream_id, info.status, header_list(env, fields), *end_stream).encode(env)
+            let headers = header_list_from(env, fields, info.pseudo);
+            (terms::response(), *stream_id, info.status, headers, *end_stream).encode(env)
         }
         Event::Data { stream_id, data, end_stream } => {
             (terms::data(), *stream_id, payload(env, input, data)?, *end_stream).encode(env)
@@ -358,10 +364,18 @@ fn engine_check_timeouts<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>) 
 }
 
 /// Every engine option's default, as `H2Flow.Engine.Options` names them: the one definition
-/// of the defaults is `h2flow_core::Config::default()`.
+/// of the defaults is `h2flow_core::Config::default()` (`Config::client()` for the client role).
 #[rustler::nif]
 fn engine_defaults<'a>(env: Env<'a>) -> NifResult<Term<'a>> {
-    let c = Config::default();
+    defaults(env, Config::default())
+}
+
+#[rustler::nif]
+fn engine_client_defaults<'a>(env: Env<'a>) -> NifResult<Term<'a>> {
+    defaults(env, Config::client())
+}
+
+fn defaults<'a>(env: Env<'a>, c: Config) -> NifResult<Term<'a>> {
     let w = &c.window;
     let mut m = Term::map_new(env);
     for (k, v) in [
