@@ -300,6 +300,8 @@ defmodule H2Flow.Client.Requests do
 
   def event(rq, {:send_window_open, id}) do
     with_id(rq, id, fn
+      # All of it was taken (the end of the stream too): the caller may go on.
+      %Req{sending: {"", _}} = req -> answer(rq, %{req | sending: nil})
       %Req{sending: {_, _}} = req -> send_body(rq, req)
       req -> put(rq, req)
     end)
