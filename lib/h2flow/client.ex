@@ -275,6 +275,10 @@ defmodule H2Flow.Client do
       {:done, {:ok, {status, resp_headers}}} when mode == :stream ->
         {:ok, {status, resp_headers}, ref}
 
+      {:done, {:ok, %{body: body} = response}} when mode != :stream ->
+        Process.demonitor(ref, [:flush])
+        {:ok, %{response | body: IO.iodata_to_binary(body)}}
+
       {:done, {:error, {:invalid_request, message}}} ->
         Process.demonitor(ref, [:flush])
         raise ArgumentError, message

@@ -48,9 +48,11 @@ defmodule H2Flow.Engine do
     * `{:response, stream_id, status, headers, end_stream?}` (client role): a response to a
       request, validated per RFC 9113 §8.3.2; `status` 1xx for an informational one (more
       follow), `headers` the list of fields after `:status`, in order.
-    * `{:data, stream_id, binary, end_stream?}`: request (or, client role, response) body bytes for the stream's
-      application (a sub-binary of the input when large). They count against the windows until
-      handed over to a read (`read/3`); an empty binary with `end_stream? = true` marks the end.
+    * `{:data, stream_id, binary, end_stream?}`: request (or, client role, response) body
+      bytes for the stream's application (a sub-binary of the input when large). They count
+      against the windows until handed over to a read (`read/3`); an empty binary with
+      `end_stream? = true` marks the end. In the client role, the payloads of consecutive DATA
+      frames of one stream come as one event, with a list of binaries.
     * `{:read_done, stream_id, :fin | :more}`: the stream's registered read completed: the
       body ended, or the read was handed its length.
     * `{:trailers, stream_id, headers}`: trailer fields; the body ended.
@@ -103,7 +105,7 @@ defmodule H2Flow.Engine do
           {:request, stream_id(), binary(), binary(), binary(), binary(), binary(),
            non_neg_integer() | nil, %{optional(binary()) => binary()}, boolean()}
           | {:response, stream_id(), 100..599, headers(), boolean()}
-          | {:data, stream_id(), binary(), boolean()}
+          | {:data, stream_id(), binary() | [binary()], boolean()}
           | {:read_done, stream_id(), :fin | :more}
           | {:trailers, stream_id(), headers()}
           | {:stream_reset, stream_id(), error_code()}

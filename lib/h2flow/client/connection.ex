@@ -20,7 +20,18 @@ defmodule H2Flow.Client.Connection do
   # How often the engine's timeouts (SETTINGS acknowledgement, send stalls) are checked.
   @tick 1_000
 
-  defstruct [:socket, :transport, :engine, :requests, :config, :owner, batch: 0, writes: 0]
+  defstruct [
+    :socket,
+    :transport,
+    :engine,
+    :requests,
+    :config,
+    :owner,
+    batch: 0,
+    writes: 0,
+    # A GOAWAY was sent or received: the connection ends once nothing is open.
+    closing: false
+  ]
 
   def start(config, owner), do: GenServer.start(__MODULE__, {config, owner}, gen_opts(config))
   def start_link(config), do: GenServer.start_link(__MODULE__, {config, nil}, gen_opts(config))
@@ -190,7 +201,8 @@ defmodule H2Flow.Client.Connection do
 
   defp events(s, events) do
     requests = Enum.reduce(events, s.requests, &Requests.event(&2, &1))
-    %{s | requests: Requests.drain_queue(requests)}
+    closing = s.closing or Enum.any?(events, &match?({:goaway, _, _, _}, &1))
+    %{s | requests: Requests.drain_queue(requests), closing: closing}
   end
 
   defp continue(s) do
@@ -201,9 +213,8 @@ defmodule H2Flow.Client.Connection do
 
   defp flush(s) do
     s = write(%{s | batch: 0}, Engine.flush(s.engine))
-    info = Engine.info(s.engine)
 
-    if info.done and Requests.empty?(s.requests),
+    if s.closing and Requests.empty?(s.requests) and Engine.info(s.engine).done,
       do: stop(s, :closed),
       else: {:noreply, s}
   end
@@ -225,7 +236,7 @@ defmodule H2Flow.Client.Connection do
   # GOAWAY: no new request; those in flight finish within `drain_ms`.
   defp close(s, drain_ms) do
     :ok = Engine.goaway(s.engine, :no_error, "")
-    s = %{s | requests: Requests.close(s.requests, :closed)}
+    s = %{s | requests: Requests.close(s.requests, :closed), closing: true}
     Process.send_after(self(), :drain_expired, drain_ms)
     flush(s)
   end

@@ -257,7 +257,7 @@ defmodule H2Flow.Client.Requests do
 
   def event(rq, {:data, id, data, fin}) do
     with_id(rq, id, fn req ->
-      req = %{req | body: [req.body | data], size: req.size + byte_size(data), fin: fin}
+      req = %{req | body: [req.body | data], size: req.size + IO.iodata_length(data), fin: fin}
 
       cond do
         req.mode == :whole and req.size > req.max_body -> too_large(rq, req)
@@ -371,10 +371,11 @@ defmodule H2Flow.Client.Requests do
     do: answer(rq, %{req | waiter: :final})
 
   defp answer(rq, %Req{waiter: :final, sending: nil, mode: :whole, fin: true} = req) do
+    # The body goes as iodata: the caller joins it, not the connection process.
     response = %{
       status: req.status,
       headers: req.resp_headers,
-      body: IO.iodata_to_binary(req.body),
+      body: req.body,
       trailers: req.trailers
     }
 

@@ -8,7 +8,7 @@ use h2flow_core::fields::RequestHead;
 use h2flow_core::scheduler::ReadStatus;
 use h2flow_core::stats::{UNKNOWN_CODE, UNKNOWN_KIND};
 use h2flow_core::{
-    frame, Config, Connection, ErrorCode, Event, Payload, Request, SchedulerConfig, SendError, Sent,
+    frame, Config, Connection, ErrorCode, Event, Payload, Request, Role, SchedulerConfig, SendError, Sent,
 };
 use rustler::{Binary, Encoder, Env, NifResult, ResourceArc, Term};
 
@@ -183,11 +183,57 @@ fn engine_recv<'a>(
 ) -> NifResult<Term<'a>> {
     let mut conn = lock(&engine)?;
     let result = conn.recv(input.as_slice(), Instant::now());
-    let events = conn.drain_events().map(|e| event(env, &input, &e)).collect::<NifResult<Vec<Term<'a>>>>()?;
+    let events = if conn.role() == Role::Client {
+        client_events(env, &input, conn.drain_events())?
+    } else {
+        conn.drain_events().map(|e| event(env, &input, &e)).collect::<NifResult<Vec<Term<'a>>>>()?
+    };
     Ok(match result {
         Ok(()) => (terms::ok(), events).encode(env),
         Err(e) => (terms::error(), encode_error(env, &e), events).encode(env),
     })
+}
+
+/// The client role's events: consecutive DATA payloads of one stream come as one
+/// `{:data, stream_id, [binary], end_stream?}` (a download's frames, four to a read, cost the
+/// connection process one event instead of four).
+fn client_events<'a>(
+    env: Env<'a>,
+    input: &Binary<'a>,
+    events: impl Iterator<Item = Event>,
+) -> NifResult<Vec<Term<'a>>> {
+    let mut out = Vec::new();
+    let mut run: Option<(u32, Vec<Term<'a>>, bool)> = None;
+    for e in events {
+        if let Event::Data { stream_id, data, end_stream } = &e {
+            let piece = payload(env, input, data)?;
+            match run.as_mut() {
+                Some((id, pieces, fin)) if id == stream_id && !*fin => {
+                    pieces.push(piece);
+                    *fin = *end_stream;
+                }
+                _ => {
+                    if let Some(r) = run.take() {
+                        out.push(data_run(env, r));
+                    }
+                    run = Some((*stream_id, vec![piece], *end_stream));
+                }
+            }
+            continue;
+        }
+        if let Some(r) = run.take() {
+            out.push(data_run(env, r));
+        }
+        out.push(event(env, input, &e)?);
+    }
+    if let Some(r) = run.take() {
+        out.push(data_run(env, r));
+    }
+    Ok(out)
+}
+
+fn data_run<'a>(env: Env<'a>, (id, pieces, fin): (u32, Vec<Term<'a>>, bool)) -> Term<'a> {
+    (terms::data(), id, pieces, fin).encode(env)
 }
 
 #[rustler::nif]
