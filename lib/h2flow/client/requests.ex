@@ -3,42 +3,13 @@ defmodule H2Flow.Client.Requests do
   # The requests of one client connection: what their callers ask (open a request and send its
   # body, read the response in pieces, cancel), what the engine reports on their streams, and
   # the queue of requests waiting for a stream under the server's concurrency limit. Every
-  # caller command gets exactly one reply, sent to the request's alias: `:ok` (send the next
-  # piece of the body), `{:done, outcome}` (the request's outcome: the whole response, or the
-  # response head in streaming mode), `{:more, data}` / `{:fin, data, trailers}` (a piece of a
-  # streamed response body) or `{:error, reason}`. Windows and crediting are the engine's:
+  # caller command gets exactly one reply (H2Flow.Client.Request says which). Windows and
+  # crediting are the engine's:
   # a whole-body request registers a read of up to `:max_body`, so its bytes are credited as
   # they arrive; a streamed one is read (and credited) only when its caller pulls.
 
+  alias H2Flow.Client.Request, as: Req
   alias H2Flow.Engine
-
-  defmodule Req do
-    @moduledoc false
-    # One request as the connection sees it.
-    defstruct [
-      :ref,
-      :caller,
-      :mon,
-      # :whole (the reply is the whole response) or :stream (the reply is its head).
-      :mode,
-      :max_body,
-      # The request head, until its stream opens.
-      :headers,
-      id: nil,
-      # Body bytes the engine has not taken yet: {binary, fin?}.
-      sending: nil,
-      # The caller's command waiting for an answer: :ack, :final or :read.
-      waiter: nil,
-      status: nil,
-      resp_headers: [],
-      body: [],
-      size: 0,
-      trailers: [],
-      # The response has ended.
-      fin: false,
-      error: nil
-    ]
-  end
 
   defstruct [
     :engine,
@@ -75,11 +46,11 @@ defmodule H2Flow.Client.Requests do
 
     cond do
       rq.closed ->
-        reply(ref, {:done, {:error, rq.closed}})
+        Req.reply(ref, {:done, {:error, rq.closed}})
         rq
 
       rq.queued >= rq.max_queued ->
-        reply(ref, {:done, {:error, :too_many_requests}})
+        Req.reply(ref, {:done, {:error, :too_many_requests}})
         rq
 
       true ->
@@ -136,7 +107,7 @@ defmodule H2Flow.Client.Requests do
         fun.(req)
 
       _ ->
-        reply(ref, {:done, {:error, :closed}})
+        Req.reply(ref, {:done, {:error, :closed}})
         rq
     end
   end
@@ -349,47 +320,12 @@ defmodule H2Flow.Client.Requests do
 
   # --- replies -----------------------------------------------------------------------------
 
-  # Answers the caller's waiting command if what it waits for is there.
-  defp answer(rq, %Req{waiter: :read, error: error} = req) when error != nil do
-    reply(req.ref, {:error, error})
-    forget(rq, req)
-  end
+  # Answers the caller's waiting command if what it waits for is there; forgets the request
+  # once it is over.
+  defp answer(rq, req), do: settle(rq, Req.answer(req))
 
-  defp answer(rq, %Req{waiter: waiter, error: error} = req) when error != nil and waiter != nil do
-    reply(req.ref, {:done, {:error, error}})
-    forget(rq, req)
-  end
-
-  defp answer(rq, %Req{waiter: :ack, sending: nil, id: id} = req) when id != nil do
-    reply(req.ref, :ok)
-    put(rq, %{req | waiter: nil})
-  end
-
-  # The response arrived while the caller was still sending, and the server closed the stream:
-  # the rest of the body is not wanted (RFC 9113 8.1).
-  defp answer(rq, %Req{waiter: :ack, id: nil, fin: true} = req),
-    do: answer(rq, %{req | waiter: :final})
-
-  defp answer(rq, %Req{waiter: :final, sending: nil, mode: :whole, fin: true} = req) do
-    # The body goes as iodata: the caller joins it, not the connection process.
-    response = %{
-      status: req.status,
-      headers: req.resp_headers,
-      body: req.body,
-      trailers: req.trailers
-    }
-
-    reply(req.ref, {:done, {:ok, response}})
-    forget(rq, req)
-  end
-
-  defp answer(rq, %Req{waiter: :final, sending: nil, mode: :stream, status: status} = req)
-       when status != nil do
-    reply(req.ref, {:done, {:ok, {status, req.resp_headers}}})
-    put(rq, %{req | waiter: nil})
-  end
-
-  defp answer(rq, req), do: put(rq, req)
+  defp settle(rq, {:keep, req}), do: put(rq, req)
+  defp settle(rq, {:over, req}), do: forget(rq, req)
 
   defp read(rq, %Req{error: error} = req) when error != nil, do: answer(rq, req)
 
@@ -404,19 +340,13 @@ defmodule H2Flow.Client.Requests do
   end
 
   defp read_reply(rq, req, status) do
-    if status == :fin or req.fin do
-      # What the engine still counts for this stream is handed over too.
-      if req.id, do: Engine.read(rq.engine, req.id, 1)
-      reply(req.ref, {:fin, req.body, req.trailers})
-      forget(rq, req)
-    else
-      reply(req.ref, {:more, req.body})
-      put(rq, %{req | body: [], waiter: nil})
-    end
+    # Once the body ended, what the engine still counts for this stream is handed over too.
+    if (status == :fin or req.fin) and req.id, do: Engine.read(rq.engine, req.id, 1)
+    settle(rq, Req.read_reply(req, status))
   end
 
   defp fail(rq, req, reason) do
-    reply(req.ref, {:done, {:error, reason}})
+    Req.reply(req.ref, {:done, {:error, reason}})
     forget(rq, req)
   end
 
@@ -456,6 +386,4 @@ defmodule H2Flow.Client.Requests do
   end
 
   defp put(rq, req), do: %{rq | reqs: Map.put(rq.reqs, req.ref, req)}
-
-  defp reply(ref, message), do: send(ref, {ref, message})
 end
