@@ -50,8 +50,10 @@ defmodule H2Flow.Client do
   The engine is the server's (`H2Flow.Engine` in the client role), so a client gets the same
   scheduler: response bytes are credited only once the application took them, credits are
   coalesced (one WINDOW_UPDATE per half window, at most one per stream and one for the
-  connection per write), and windows grow from 256 KiB (stream) / 1 MiB (connection) up to 8 /
-  16 MiB only while the application keeps up. `request/6` reads the body as it arrives (within
+  connection per write), and windows grow only while the application keeps up. The client
+  role's windows are larger than a server's (the option defaults below differ for these):
+  16 MiB per stream and 32 MiB for the connection, growing to 32 / 64 MiB, so that a 256 MiB
+  download costs some 30 WINDOW_UPDATE frames. `request/6` reads the body as it arrives (within
   `:max_body`); `stream/6` leaves it with the connection until `read_body/2` pulls it, so a
   caller that stops reading holds at most its stream window (the server is told nothing more).
   Request bodies go out within the server's windows: `stream/6` and `request/6` with an
@@ -92,7 +94,8 @@ defmodule H2Flow.Client do
       new ones fail with `:too_many_requests`.
     * `:name`: registers the connection process.
     * Engine options, as for the server (see `H2Flow.Engine`): windows, limits and defences.
-      `:max_concurrent_streams` is the most requests in flight at once.
+      `:max_concurrent_streams` is the most requests in flight at once. Defaults that differ
+      from the server's: #{Enum.map_join(H2Flow.Engine.Options.client_defaults(), ", ", fn {k, v} -> "`#{inspect(k)}` `#{v}`" end)}.
 
   `request/6`, `stream/6` and `read_body/2` take `:timeout` (default `30000` ms: how long the
   caller waits for each answer — the response, the next piece of it, the engine taking the

@@ -129,7 +129,7 @@ defmodule H2Flow.Engine do
   the first `flush/1`; the server's SETTINGS must be the first frame it receives.
   `:max_concurrent_streams` is the most requests it has open at once (besides the server's
   own limit). The client role's defaults differ in the windows:
-  #{inspect(H2Flow.Engine.Options.client_defaults(), pretty: true)}.
+  #{Enum.map_join(H2Flow.Engine.Options.client_defaults(), ", ", fn {k, v} -> "`#{inspect(k)}` `#{v}`" end)}.
   """
   @spec new_client(keyword()) :: {:ok, t()} | {:error, String.t()}
   def new_client(opts \\ []) do

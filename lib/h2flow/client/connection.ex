@@ -182,7 +182,8 @@ defmodule H2Flow.Client.Connection do
 
   def handle_info({:close, drain_ms}, s), do: close(s, drain_ms)
   def handle_info(:drain_expired, s), do: stop(s, :closed)
-  def handle_info({:EXIT, _parent, reason}, s), do: stop(s, reason)
+  # The parent's exit is gen_server's business (terminate/2); the socket's port exits only once
+  # we closed it.
   def handle_info(_other, s), do: {:noreply, s, 0}
 
   @impl true
