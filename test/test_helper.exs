@@ -48,6 +48,8 @@ telemetry? = Code.ensure_loaded?(:telemetry)
 
 excluded =
   [
+    # The client's tests against nghttpd (Debian nghttp2-server).
+    {System.find_executable("nghttpd") == nil, :nghttpd, "nghttpd is not on PATH"},
     {not plug?, :plug, "PLUG_EBIN is not set"},
     {plug? or phoenix?, :no_plug, "Plug is in the code path"},
     {not phoenix?, :phoenix, "PHOENIX_EBIN is not set"},

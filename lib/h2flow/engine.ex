@@ -1,6 +1,7 @@
 defmodule H2Flow.Engine do
   @moduledoc """
-  The sans-IO HTTP/2 server engine: bytes in, events and bytes out.
+  The sans-IO HTTP/2 engine: bytes in, events and bytes out, as a server (`new/1`) or as a
+  client (`new_client/1`).
 
   An engine holds one connection's protocol state (streams, windows, HPACK tables, what each
   request body holds and who reads it) in the NIF. It never touches a socket: the caller feeds
@@ -11,9 +12,14 @@ defmodule H2Flow.Engine do
   acknowledgements and the WINDOW_UPDATE frames the flow-control scheduler decided (at most one
   for the connection and one per stream).
 
-  `H2Flow`'s connection process owns one engine per connection; the engine is public for
-  applications that drive HTTP/2 over a transport of their own (a proxy, a test double, a
-  socket `H2Flow` does not manage). It must be used by one process at a time.
+  In the client role the engine writes the connection preface, opens streams for requests
+  (`request/4`) within the server's SETTINGS_MAX_CONCURRENT_STREAMS, reports responses, and
+  reads and credits response bodies exactly as a server does request bodies: `read/3`,
+  `send_body/4` and the scheduler are the same code.
+
+  `H2Flow`'s and `H2Flow.Client`'s connection processes own one engine per connection; the
+  engine is public for applications that drive HTTP/2 over a transport of their own (a proxy,
+  a test double, a socket `H2Flow` does not manage). It must be used by one process at a time.
 
   ## Example
 
@@ -39,9 +45,14 @@ defmodule H2Flow.Engine do
       else the `host` field, else `""`; `path` and `query` are `:path` split at `?`;
       `content_length` an integer or `nil`; `headers` a map of lowercase names to values, with
       repeated fields joined (`cookie` with `"; "`, others with `", "`, §8.2.3).
-    * `{:data, stream_id, binary, end_stream?}`: request body bytes for the stream's
-      application (a sub-binary of the input when large). They count against the windows until
-      handed over to a read (`read/3`); an empty binary with `end_stream? = true` marks the end.
+    * `{:response, stream_id, status, headers, end_stream?}` (client role): a response to a
+      request, validated per RFC 9113 §8.3.2; `status` 1xx for an informational one (more
+      follow), `headers` the list of fields after `:status`, in order.
+    * `{:data, stream_id, binary, end_stream?}`: request (or, client role, response) body
+      bytes for the stream's application (a sub-binary of the input when large). They count
+      against the windows until handed over to a read (`read/3`); an empty binary with
+      `end_stream? = true` marks the end. In the client role, the payloads of consecutive DATA
+      frames of one stream come as one event, with a list of binaries.
     * `{:read_done, stream_id, :fin | :more}`: the stream's registered read completed: the
       body ended, or the read was handed its length.
     * `{:trailers, stream_id, headers}`: trailer fields; the body ended.
@@ -93,7 +104,8 @@ defmodule H2Flow.Engine do
   @type event ::
           {:request, stream_id(), binary(), binary(), binary(), binary(), binary(),
            non_neg_integer() | nil, %{optional(binary()) => binary()}, boolean()}
-          | {:data, stream_id(), binary(), boolean()}
+          | {:response, stream_id(), 100..599, headers(), boolean()}
+          | {:data, stream_id(), binary() | [binary()], boolean()}
           | {:read_done, stream_id(), :fin | :more}
           | {:trailers, stream_id(), headers()}
           | {:stream_reset, stream_id(), error_code()}
@@ -112,6 +124,34 @@ defmodule H2Flow.Engine do
   @spec new(keyword()) :: {:ok, t()} | {:error, String.t()}
   def new(opts \\ []) do
     opts |> H2Flow.Engine.Options.validate!() |> Native.engine_new()
+  end
+
+  @doc """
+  Creates an engine in the client role. Its preface (the connection preface, SETTINGS with
+  SETTINGS_ENABLE_PUSH 0, the WINDOW_UPDATE that opens the connection window) goes out with
+  the first `flush/1`; the server's SETTINGS must be the first frame it receives.
+  `:max_concurrent_streams` is the most requests it has open at once (besides the server's
+  own limit). The client role's defaults differ in the windows:
+  #{Enum.map_join(H2Flow.Engine.Options.client_defaults(), ", ", fn {k, v} -> "`#{inspect(k)}` `#{v}`" end)}.
+  """
+  @spec new_client(keyword()) :: {:ok, t()} | {:error, String.t()}
+  def new_client(opts \\ []) do
+    opts |> H2Flow.Engine.Options.validate!(:client) |> Native.engine_new_client()
+  end
+
+  @doc """
+  Client role: opens a stream for a request and sends its headers (pseudo-header fields first:
+  `":method"`, `":scheme"`, `":authority"`, `":path"`), then the start of its body as
+  `send_body/4` does. Returns `{:ok, stream_id, taken, blocked?}` (send the rest of the body
+  with `send_body/4`), `:wait` when as many streams are open as the server allows (nothing was
+  sent: try again once a stream has closed) or `{:error, :closed}` when no stream can be opened
+  on this connection any more (a GOAWAY was sent or received, or the connection failed).
+  Invalid fields raise `ArgumentError`.
+  """
+  @spec request(t(), headers(), binary(), boolean()) ::
+          {:ok, stream_id(), non_neg_integer(), boolean()} | :wait | {:error, :closed}
+  def request(engine, headers, body, end_stream?) when is_binary(body) do
+    Native.engine_request(engine, headers, body, end_stream?)
   end
 
   @doc """

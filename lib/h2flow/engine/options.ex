@@ -8,6 +8,7 @@ defmodule H2Flow.Engine.Options do
   @u32 0xFFFF_FFFF
 
   @defaults H2Flow.Native.engine_defaults()
+  @client_defaults H2Flow.Native.engine_client_defaults()
 
   # {key, type, doc}
   @options [
@@ -75,6 +76,10 @@ defmodule H2Flow.Engine.Options do
   def defaults, do: @defaults
 
   @doc false
+  # The client role's defaults (h2flow_core::Config::client()): those that differ.
+  def client_defaults, do: Map.filter(@client_defaults, fn {k, v} -> @defaults[k] != v end)
+
+  @doc false
   def docs do
     Enum.map_join(@options, "\n", fn {key, _, doc} ->
       "  * `#{inspect(key)}` (default `#{inspect(Map.fetch!(@defaults, key), pretty: true)}`): #{doc}"
@@ -82,9 +87,12 @@ defmodule H2Flow.Engine.Options do
   end
 
   @doc false
-  # Validates a keyword list of engine options; returns the complete map the NIF expects.
-  def validate!(opts) when is_list(opts) do
-    Enum.reduce(opts, @defaults, fn
+  # Validates a keyword list of engine options; returns the complete map the NIF expects, with
+  # the server's defaults or (`:client`) the client role's.
+  def validate!(opts, role \\ :server) when is_list(opts) do
+    defaults = if role == :client, do: @client_defaults, else: @defaults
+
+    Enum.reduce(opts, defaults, fn
       {key, value}, acc when is_atom(key) ->
         case List.keyfind(@options, key, 0) do
           nil ->

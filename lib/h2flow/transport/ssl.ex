@@ -8,6 +8,10 @@ defmodule H2Flow.Transport.SSL do
   @impl true
   def listen(port, opts), do: :ssl.listen(port, [:binary | opts])
   @impl true
+  def connect(host, port, opts, timeout),
+    do: :ssl.connect(host, port, [:binary, {:active, false} | opts], timeout)
+
+  @impl true
   def accept(socket), do: :ssl.transport_accept(socket)
   @impl true
   def handshake(socket, timeout), do: :ssl.handshake(socket, timeout)
@@ -28,6 +32,8 @@ defmodule H2Flow.Transport.SSL do
 
   @impl true
   def setopts(socket, opts), do: :ssl.setopts(socket, opts)
+  @impl true
+  def recv(socket, length, timeout), do: :ssl.recv(socket, length, timeout)
   @impl true
   def send(socket, data), do: :ssl.send(socket, data)
   @impl true

@@ -7,6 +7,10 @@ defmodule H2Flow.Transport.TCP do
   @impl true
   def listen(port, opts), do: :gen_tcp.listen(port, [:binary, {:packet, :raw} | opts])
   @impl true
+  def connect(host, port, opts, timeout),
+    do: :gen_tcp.connect(host, port, [:binary, {:packet, :raw}, {:active, false} | opts], timeout)
+
+  @impl true
   def accept(socket), do: :gen_tcp.accept(socket)
   @impl true
   def handshake(socket, _timeout), do: {:ok, socket}
@@ -20,6 +24,8 @@ defmodule H2Flow.Transport.TCP do
   def negotiated_protocol(_socket), do: :none
   @impl true
   def setopts(socket, opts), do: :inet.setopts(socket, opts)
+  @impl true
+  def recv(socket, length, timeout), do: :gen_tcp.recv(socket, length, timeout)
   @impl true
   def send(socket, data), do: :gen_tcp.send(socket, data)
   @impl true

@@ -1,5 +1,5 @@
 //! HTTP field validation for HTTP/2 (RFC 9113 8.2, 8.3): what makes a decoded field section
-//! malformed (8.1.1), and the few facts the engine needs from a valid request.
+//! malformed (8.1.1), and the few facts the engine needs from a valid request or response.
 //!
 //! Only the minimal checks RFC 9113 8.2.1 requires are applied to peer input (no full token
 //! grammar): they are the ones that keep a field from being misread downstream, e.g. by an
@@ -26,6 +26,18 @@ pub struct RequestInfo {
     /// `expect: 100-continue`: the client may wait for a 100 before it sends the body
     /// (RFC 9110 10.1.1).
     pub expect_continue: bool,
+}
+
+/// What the engine needs from a valid response header section (client role).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResponseInfo {
+    /// The `:status` code, 100 to 599.
+    pub status: u16,
+    /// The content-length field, if any (the engine checks it against the DATA received unless
+    /// the response has no content: HEAD, 204, 304).
+    pub content_length: Option<u64>,
+    /// How many pseudo-header fields open the section (one: `:status`).
+    pub pseudo: usize,
 }
 
 /// A valid request as the application sees it: the pseudo-header fields by name, the target
@@ -213,6 +225,45 @@ pub fn validate_request(list: &HeaderList) -> Result<RequestInfo, Malformed> {
     })
 }
 
+/// Validates a response header section, final or informational (RFC 9113 8.2, 8.3.2).
+pub fn validate_response(list: &HeaderList) -> Result<ResponseInfo, Malformed> {
+    let mut status = None;
+    let mut regular_seen = false;
+    let mut pseudo = 0;
+    let mut content_length = None;
+    for (name, value) in list.iter() {
+        check_value(value)?;
+        if name.starts_with(b":") {
+            if regular_seen {
+                return Err(Malformed("pseudo-header field after a regular field (RFC 9113 8.3)"));
+            }
+            if name != b":status" {
+                return Err(Malformed(
+                    "a response has no pseudo-header field other than :status (RFC 9113 8.3.2)",
+                ));
+            }
+            if status.replace(value).is_some() {
+                return Err(Malformed("repeated pseudo-header field (RFC 9113 8.3)"));
+            }
+            pseudo += 1;
+        } else {
+            regular_seen = true;
+            check_regular_field(name, value)?;
+            if name == b"content-length" {
+                content_length = Some(merge_content_length(content_length, value)?);
+            }
+        }
+    }
+    let status = match status {
+        None => return Err(Malformed("missing :status (RFC 9113 8.3.2)")),
+        Some(&[a @ b'1'..=b'5', b, c]) if b.is_ascii_digit() && c.is_ascii_digit() => {
+            (a - b'0') as u16 * 100 + (b - b'0') as u16 * 10 + (c - b'0') as u16
+        }
+        Some(_) => return Err(Malformed(":status is not a 3-digit code from 100 to 599 (RFC 9110 15)")),
+    };
+    Ok(ResponseInfo { status, content_length, pseudo })
+}
+
 /// Trailers: no pseudo-header fields at all (RFC 9113 8.1), plus the same field rules.
 pub fn validate_trailers(list: &HeaderList) -> Result<(), Malformed> {
     for (name, value) in list.iter() {
@@ -229,11 +280,27 @@ pub fn validate_trailers(list: &HeaderList) -> Result<(), Malformed> {
 /// for peer input: names must be tokens (RFC 9110 5.1), so a typo fails here rather than in a
 /// client. Pseudo-header fields are the engine's to write, not the application's.
 pub fn validate_response_field(name: &[u8], value: &[u8]) -> Result<(), &'static str> {
+    if name == b"te" {
+        return Err("connection-specific field (RFC 9113 8.2.2)");
+    }
+    validate_local_field(name, value)
+}
+
+/// For requests we send (client role): the same checks as [`validate_response_field`], except
+/// that `te: trailers` is allowed (RFC 9113 8.2.2).
+pub fn validate_request_field(name: &[u8], value: &[u8]) -> Result<(), &'static str> {
+    if name == b"te" && value != b"trailers" {
+        return Err("te field with a value other than \"trailers\" (RFC 9113 8.2.2)");
+    }
+    validate_local_field(name, value)
+}
+
+fn validate_local_field(name: &[u8], value: &[u8]) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("empty field name (RFC 9113 8.2)");
     }
     if name.starts_with(b":") {
-        return Err("pseudo-header fields are set by the server, not by the application (RFC 9113 8.3)");
+        return Err("pseudo-header fields are set by the engine, not by the application (RFC 9113 8.3)");
     }
     if name.iter().any(u8::is_ascii_uppercase) {
         return Err("uppercase field name (RFC 9113 8.2)");
@@ -241,7 +308,7 @@ pub fn validate_response_field(name: &[u8], value: &[u8]) -> Result<(), &'static
     if !name.iter().all(|&c| is_tchar(c)) {
         return Err("field name is not a token (RFC 9110 5.1)");
     }
-    if is_connection_specific(name) || name == b"te" {
+    if is_connection_specific(name) {
         return Err("connection-specific field (RFC 9113 8.2.2)");
     }
     check_value(value).map_err(|Malformed(m)| m)

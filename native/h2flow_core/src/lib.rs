@@ -1,4 +1,4 @@
-//! h2flow_core: a sans-IO HTTP/2 server engine (RFC 9113, RFC 7541) in pure Rust.
+//! h2flow_core: a sans-IO HTTP/2 engine, server and client roles (RFC 9113, RFC 7541), in pure Rust.
 //!
 //! Bytes in, events and bytes out: [`frame`] is the strict codec, [`hpack`] the header
 //! compression layer with size limits, [`connection`] the HTTP/2 engine; [`http1`] is the
@@ -11,7 +11,7 @@ pub mod hpack;
 pub mod http1;
 
 pub use config::{Config, Rate};
-pub use connection::{Connection, Event, Payload, SendError, Sent};
+pub use connection::{Connection, Event, Payload, Request, Role, SendError, Sent};
 pub use error::{Error, ErrorCode};
 pub use scheduler::{Scheduler, SchedulerConfig};
 pub mod config;

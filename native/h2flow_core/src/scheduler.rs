@@ -382,6 +382,21 @@ impl Scheduler {
         self.add_demand(id);
     }
 
+    /// The peer declared the length of what it still sends on a stream opened without one (a
+    /// response's content-length, client role): from now on the stream is credited within it
+    /// (rule 5). A stream that is not receiving is left alone.
+    pub fn expect_length(&mut self, id: u32, length: u64) {
+        if !self.streams.get(&id).is_some_and(|s| s.receiving) {
+            return;
+        }
+        self.remove_demand(id);
+        if let Some(s) = self.streams.get_mut(&id) {
+            s.expected = Some(length);
+            s.receiving = true;
+        }
+        self.add_demand(id);
+    }
+
     /// The peer acknowledged the SETTINGS_INITIAL_WINDOW_SIZE we advertised
     /// (`initial_stream_window`). It has applied the difference between that value and the window
     /// it assumed to every stream it had opened before (RFC 9113 §6.9.2), so streams opened with

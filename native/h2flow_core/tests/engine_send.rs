@@ -474,7 +474,7 @@ fn a_sender_waiting_on_the_connection_queue_is_told_when_a_send_timeout_frees_it
     let mut h = open(cfg, &[(INITIAL_WINDOW_SIZE, 0)], &[1, 3, 5]);
     // 5 keeps the connection sending.
     h.recv(&window_update(5, 100)).unwrap();
-    h.conn.send_body(5, &vec![0; 100], false).unwrap();
+    h.conn.send_body(5, &[0; 100], false).unwrap();
     assert!(matches!(
         h.conn.send_body(1, &vec![0; 64 * 1024], false),
         Ok(Sent::Accepted { blocked: true, .. })
@@ -487,7 +487,7 @@ fn a_sender_waiting_on_the_connection_queue_is_told_when_a_send_timeout_frees_it
         h.advance(std::time::Duration::from_secs(5));
         ev.extend(h.recv(&window_update(5, 100)).unwrap());
         h.recv(&window_update(0, 100)).unwrap();
-        h.conn.send_body(5, &vec![0; 100], false).unwrap();
+        h.conn.send_body(5, &[0; 100], false).unwrap();
         h.flush();
         let _ = h.conn.check_timeouts(h.now);
         ev.extend(h.recv(&[]).unwrap());

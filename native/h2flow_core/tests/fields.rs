@@ -2,7 +2,8 @@
 //! each with the valid case next to the malformed ones.
 
 use h2flow_core::fields::{
-    validate_request, validate_response_field, validate_trailers, Malformed, RequestHead, RequestInfo,
+    validate_request, validate_request_field, validate_response, validate_response_field, validate_trailers,
+    Malformed, RequestHead, RequestInfo, ResponseInfo,
 };
 use h2flow_core::hpack::HeaderList;
 
@@ -411,4 +412,39 @@ fn response_field_values_follow_rfc9113_8_2_1() {
     for bad in [&b"a\r\nset-cookie: x"[..], b"a\0", b"a\n", b" a", b"a\t"] {
         assert!(validate_response_field(b"x-v", bad).unwrap_err().contains("RFC 9113 8.2.1"), "{bad:?}");
     }
+}
+
+// ---- Responses from a server (client role) and request fields from our own application ----
+
+#[test]
+fn a_response_has_one_status_and_no_other_pseudo_header_field() {
+    let info = validate_response(&list(&[(b":status", b"204"), (b"content-length", b"0")])).unwrap();
+    assert_eq!(info, ResponseInfo { status: 204, content_length: Some(0), pseudo: 1 });
+    assert_eq!(validate_response(&list(&[(b":status", b"103")])).unwrap().status, 103);
+    let cases: [(&[Field], &str); 9] = [
+        (&[], "RFC 9113 8.3.2"),
+        (&[(b"x", b"1")], "RFC 9113 8.3.2"),
+        (&[(b":status", b"200"), (b":status", b"200")], "RFC 9113 8.3"),
+        (&[(b":status", b"200"), (b":path", b"/")], "RFC 9113 8.3.2"),
+        (&[(b"x", b"1"), (b":status", b"200")], "RFC 9113 8.3"),
+        (&[(b":status", b"20")], "RFC 9110 15"),
+        (&[(b":status", b"600")], "RFC 9110 15"),
+        (&[(b":status", b"200"), (b"content-length", b"1"), (b"content-length", b"2")], "RFC 9110 8.6"),
+        (&[(b":status", b"200"), (b"x", b"a\nb")], "RFC 9113 8.2.1"),
+    ];
+    for (fields, section) in cases {
+        match validate_response(&list(fields)) {
+            Err(Malformed(m)) => assert!(m.contains(section), "{fields:?}: {m:?} should cite {section}"),
+            Ok(info) => panic!("accepted {fields:?} as {info:?}"),
+        }
+    }
+}
+
+#[test]
+fn request_fields_allow_te_trailers_only() {
+    assert_eq!(validate_request_field(b"te", b"trailers"), Ok(()));
+    assert!(validate_request_field(b"te", b"gzip").unwrap_err().contains("RFC 9113 8.2.2"));
+    assert!(validate_request_field(b"Accept", b"x").unwrap_err().contains("RFC 9113 8.2"));
+    assert!(validate_request_field(b"connection", b"close").unwrap_err().contains("RFC 9113 8.2.2"));
+    assert_eq!(validate_request_field(b"accept", b"*/*"), Ok(()));
 }

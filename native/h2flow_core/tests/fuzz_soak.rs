@@ -32,7 +32,8 @@
 //!   connection's queue never grows past `max_connection_send_queue` through it;
 //! - for an unmutated stream: no error at all, and every body byte arrives intact.
 //!
-//! Duration: H2FLOW_FUZZ_SECS (default 45). Seed: H2FLOW_FUZZ_SEED (hex; default fixed, so
+//! Duration: H2FLOW_FUZZ_SECS (default 30; the client role's soak, tests/fuzz_soak_client.rs,
+//! runs 15 more). Seed: H2FLOW_FUZZ_SEED (hex; default fixed, so
 //! that `cargo test` is deterministic; `H2FLOW_FUZZ_SEED=random` draws one);
 //! H2FLOW_FUZZ_CASE=n replays one case of that seed, and H2FLOW_FUZZ_TRACE=1 prints its
 //! configuration, input frames, calls and events. The long run is documented in the README.
@@ -43,12 +44,16 @@ use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use common_fuzz::{body_byte, generate, mutate, random_config, Output, Rng, Shadow, MAX_WINDOW, PREFACE};
-use h2flow_core::frame::{self, kind, Head, HEADER_LEN};
+use common_fuzz::{
+    body_byte, case_seed, env_secs, env_seed, frame_boundary, generate, mutate, random_config, Output, Rng,
+    Shadow, MAX_WINDOW, PREFACE,
+};
+use h2flow_core::frame::{kind, Head, HEADER_LEN};
 use h2flow_core::scheduler::ReadStatus;
 use h2flow_core::{fields, Config, Connection, ErrorCode, Event, Payload, SendError, Sent};
 
-const DEFAULT_SECS: f64 = 45.0;
+/// Two thirds of the 45 s `mix test.all` gives the soaks; tests/fuzz_soak_client.rs has the rest.
+const DEFAULT_SECS: f64 = 30.0;
 const DEFAULT_SEED: u64 = 0x5eed_4832;
 
 const MIN_WINDOW: i64 = -(1 << 31);
@@ -242,6 +247,7 @@ impl Case<'_> {
                 self.totals.requests += 1;
                 self.app.insert(id, AppStream { alive: true, peer_ended: end_stream, ..Default::default() });
             }
+            Event::Response { .. } => panic!("a server engine reported a response: {e:?}"),
             Event::Data { stream_id: id, data, end_stream } => {
                 if let Payload::Input { start, len } = data {
                     assert!(start + len <= input.len(), "payload range outside the input");
@@ -658,18 +664,8 @@ impl Case<'_> {
     }
 }
 
-/// The length of the first frame of `buf`, if its header is there.
-fn frame_boundary(buf: &[u8]) -> Option<usize> {
-    frame::frame_len(buf).map(|n| n.max(1))
-}
-
 // ---------------------------------------------------------------------------------------------
 // The soak.
-
-fn case_seed(seed: u64, index: u64) -> u64 {
-    let mut r = Rng::new(seed ^ index.wrapping_mul(0xA076_1D64_78BD_642F));
-    r.next_u64()
-}
 
 /// Builds case `index`: its configuration, its input, and the rng the application uses.
 fn make_case(seed: u64, index: u64) -> (Config, Vec<u8>, bool, Rng) {
@@ -709,25 +705,10 @@ fn run_case(cfg: Config, input: &[u8], valid: bool, rng: Rng, totals: &mut Total
     case.run(input);
 }
 
-fn env_seed() -> u64 {
-    match std::env::var("H2FLOW_FUZZ_SEED").as_deref() {
-        Err(_) | Ok("") => DEFAULT_SEED,
-        Ok("random") => {
-            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            t.as_nanos() as u64 ^ std::process::id() as u64
-        }
-        Ok(s) => {
-            let s = s.trim_start_matches("0x");
-            u64::from_str_radix(s, 16).unwrap_or_else(|_| panic!("H2FLOW_FUZZ_SEED={s}: hex or \"random\""))
-        }
-    }
-}
-
 #[test]
 fn soak() {
-    let seed = env_seed();
-    let secs: f64 =
-        std::env::var("H2FLOW_FUZZ_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_SECS);
+    let seed = env_seed(DEFAULT_SEED);
+    let secs = env_secs(DEFAULT_SECS);
     let only: Option<u64> = std::env::var("H2FLOW_FUZZ_CASE").ok().and_then(|s| s.parse().ok());
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let mut totals = Totals::default();

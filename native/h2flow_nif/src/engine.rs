@@ -8,7 +8,7 @@ use h2flow_core::config::Rate;
 use h2flow_core::fields::RequestHead;
 use h2flow_core::scheduler::ReadStatus;
 use h2flow_core::totals::Reporter;
-use h2flow_core::{Config, Connection, Event, Payload, SchedulerConfig, SendError, Sent};
+use h2flow_core::{Config, Connection, Event, Payload, Request, Role, SchedulerConfig, SendError, Sent};
 use rustler::{Binary, Encoder, Env, NifResult, ResourceArc, Term};
 
 use crate::terms::{self, binary, decode_code, encode_code, encode_error, field, misuse};
@@ -101,7 +101,18 @@ pub(crate) fn config(opts: Term) -> NifResult<Config> {
 #[rustler::nif]
 fn engine_new<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
     let cfg = config(opts)?;
-    match Connection::new(cfg, Instant::now()) {
+    new_engine(env, Connection::new(cfg, Instant::now()))
+}
+
+/// An engine in the client role (`Connection::new_client`).
+#[rustler::nif]
+fn engine_new_client<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
+    let cfg = config(opts)?;
+    new_engine(env, Connection::new_client(cfg, Instant::now()))
+}
+
+fn new_engine<'a>(env: Env<'a>, conn: Result<Connection, &'static str>) -> NifResult<Term<'a>> {
+    match conn {
         Ok(conn) => {
             let engine = Engine { conn, reporter: None };
             Ok((terms::ok(), ResourceArc::new(EngineResource(Mutex::new(engine)))).encode(env))
@@ -130,8 +141,13 @@ pub(crate) fn payload<'a>(
 }
 
 fn header_list<'a>(env: Env<'a>, list: &h2flow_core::hpack::HeaderList) -> Term<'a> {
+    header_list_from(env, list, 0)
+}
+
+/// The fields of a list after its first `skip` (the pseudo-header fields of a response).
+fn header_list_from<'a>(env: Env<'a>, list: &h2flow_core::hpack::HeaderList, skip: usize) -> Term<'a> {
     let fields: Vec<Term<'a>> =
-        list.iter().map(|(n, v)| (binary(env, n), binary(env, v)).encode(env)).collect();
+        list.iter().skip(skip).map(|(n, v)| (binary(env, n), binary(env, v)).encode(env)).collect();
     fields.encode(env)
 }
 
@@ -178,6 +194,10 @@ pub(crate) fn event<'a>(
         Event::Headers { stream_id, fields, info, end_stream } => {
             request(env, *stream_id, fields, info, *end_stream)?
         }
+        Event::Response { stream_id, fields, info, end_stream } => {
+            let headers = header_list_from(env, fields, info.pseudo);
+            (terms::response(), *stream_id, info.status, headers, *end_stream).encode(env)
+        }
         Event::Data { stream_id, data, end_stream } => {
             (terms::data(), *stream_id, payload(env, input, referenced, data)?, *end_stream).encode(env)
         }
@@ -217,14 +237,60 @@ fn engine_recv<'a>(
 ) -> NifResult<Term<'a>> {
     let mut conn = lock(&engine)?;
     let result = conn.recv(input.as_slice(), Instant::now());
-    let events = conn
-        .drain_events()
-        .map(|e| event(env, &input, referenced, &e))
-        .collect::<NifResult<Vec<Term<'a>>>>()?;
+    let events = if conn.role() == Role::Client {
+        client_events(env, &input, referenced, conn.drain_events())?
+    } else {
+        conn.drain_events()
+            .map(|e| event(env, &input, referenced, &e))
+            .collect::<NifResult<Vec<Term<'a>>>>()?
+    };
     Ok(match result {
         Ok(()) => (terms::ok(), events).encode(env),
         Err(e) => (terms::error(), encode_error(env, &e), events).encode(env),
     })
+}
+
+/// The client role's events: consecutive DATA payloads of one stream come as one
+/// `{:data, stream_id, [binary], end_stream?}` (a download's frames, four to a read, cost the
+/// connection process one event instead of four).
+fn client_events<'a>(
+    env: Env<'a>,
+    input: &Binary<'a>,
+    referenced: usize,
+    events: impl Iterator<Item = Event>,
+) -> NifResult<Vec<Term<'a>>> {
+    let mut out = Vec::new();
+    let mut run: Option<(u32, Vec<Term<'a>>, bool)> = None;
+    for e in events {
+        if let Event::Data { stream_id, data, end_stream } = &e {
+            let piece = payload(env, input, referenced, data)?;
+            match run.as_mut() {
+                Some((id, pieces, fin)) if id == stream_id && !*fin => {
+                    pieces.push(piece);
+                    *fin = *end_stream;
+                }
+                _ => {
+                    if let Some(r) = run.take() {
+                        out.push(data_run(env, r));
+                    }
+                    run = Some((*stream_id, vec![piece], *end_stream));
+                }
+            }
+            continue;
+        }
+        if let Some(r) = run.take() {
+            out.push(data_run(env, r));
+        }
+        out.push(event(env, input, referenced, &e)?);
+    }
+    if let Some(r) = run.take() {
+        out.push(data_run(env, r));
+    }
+    Ok(out)
+}
+
+fn data_run<'a>(env: Env<'a>, (id, pieces, fin): (u32, Vec<Term<'a>>, bool)) -> Term<'a> {
+    (terms::data(), id, pieces, fin).encode(env)
 }
 
 #[rustler::nif]
@@ -312,6 +378,35 @@ fn engine_reply<'a>(
     }
 }
 
+/// Client role: a request's headers and the start of its body in one call (`send_request`, then
+/// `send_body` unless the headers end the stream): `{:ok, stream_id, taken, blocked?}`, `:wait`
+/// (the concurrency limit: nothing was sent) or `{:error, :closed}` (no stream can be opened on
+/// this connection any more).
+#[rustler::nif]
+fn engine_request<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<EngineResource>,
+    headers: Vec<(Binary<'a>, Binary<'a>)>,
+    body: Binary<'a>,
+    end_stream: bool,
+) -> NifResult<Term<'a>> {
+    let fields: Vec<(&[u8], &[u8])> = headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
+    let mut conn = lock(&engine)?;
+    let headers_end = end_stream && body.is_empty();
+    let id = match conn.send_request(&fields, headers_end).map_err(|SendError::Misuse(m)| misuse(m))? {
+        Request::Opened(id) => id,
+        Request::Wait => return Ok(terms::wait().encode(env)),
+        Request::Closed => return Ok((terms::error(), terms::closed()).encode(env)),
+    };
+    if headers_end {
+        return Ok((terms::ok(), id, 0u64, false).encode(env));
+    }
+    match conn.send_body(id, body.as_slice(), end_stream) {
+        Ok(Sent::Accepted { taken, blocked }) => Ok((terms::ok(), id, taken as u64, blocked).encode(env)),
+        other => sent(env, other, false),
+    }
+}
+
 #[rustler::nif]
 fn engine_send_headers<'a>(
     env: Env<'a>,
@@ -387,10 +482,18 @@ fn fields_check<'a>(env: Env<'a>, fields: Vec<(Binary<'a>, Binary<'a>)>) -> NifR
 }
 
 /// Every engine option's default, as `H2Flow.Engine.Options` names them: the one definition
-/// of the defaults is `h2flow_core::Config::default()`.
+/// of the defaults is `h2flow_core::Config::default()` (`Config::client()` for the client role).
 #[rustler::nif]
 fn engine_defaults<'a>(env: Env<'a>) -> NifResult<Term<'a>> {
-    let c = Config::default();
+    defaults(env, Config::default())
+}
+
+#[rustler::nif]
+fn engine_client_defaults<'a>(env: Env<'a>) -> NifResult<Term<'a>> {
+    defaults(env, Config::client())
+}
+
+fn defaults<'a>(env: Env<'a>, c: Config) -> NifResult<Term<'a>> {
     let w = &c.window;
     let mut m = Term::map_new(env);
     for (k, v) in [

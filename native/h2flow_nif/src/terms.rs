@@ -20,6 +20,7 @@ rustler::atoms! {
     send_window_open,
     send_timeout,
     request,
+    response,
     read_done,
     fin,
     wait,

@@ -1,4 +1,5 @@
-//! The sans-IO server connection: bytes in, events and bytes out.
+//! The sans-IO connection: bytes in, events and bytes out, in the server role
+//! ([`Connection::new`]) or the client role ([`Connection::new_client`]).
 //!
 //! The caller (the Elixir connection process, through the NIF) feeds received bytes with
 //! [`Connection::recv`], takes the [`Event`]s it produced, registers the application's reads of
@@ -9,10 +10,18 @@
 //! response frames, acknowledgements and the coalesced WINDOW_UPDATE frames decided by the
 //! [`Scheduler`].
 //!
+//! The two roles share everything but what RFC 9113 makes them differ in (see `client.rs`):
+//! the preface's direction, who opens streams, request vs response validation, PUSH_PROMISE
+//! (refused either way: servers never get one, clients say SETTINGS_ENABLE_PUSH 0) and the
+//! peer's concurrency limit, which a client honours by not opening streams beyond it. Codec,
+//! HPACK, windows, the scheduler's crediting of what the application consumed, and the send
+//! side are the same code.
+//!
 //! Peer misbehaviour never panics: a connection error queues GOAWAY and is returned from `recv`
 //! (the caller writes what `flush` returns and closes); a stream error queues RST_STREAM, reports
 //! [`Event::StreamError`] for a stream the application knows, and processing goes on.
 
+mod client;
 mod recv;
 mod send;
 mod upgrade;
@@ -22,7 +31,7 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorCode};
-use crate::fields::RequestInfo;
+use crate::fields::{RequestInfo, ResponseInfo};
 use crate::flow::{TokenBucket, Window};
 use crate::frame::{self, setting, DEFAULT_MAX_FRAME_SIZE};
 use crate::hpack::{Decoder, Encoder, HeaderList};
@@ -31,7 +40,17 @@ use crate::stats::Stats;
 use crate::stream::{ClosedStreams, State};
 use crate::IdMap;
 
+pub use client::Request;
 pub use send::{SendError, Sent};
+
+/// Which end of the connection the engine is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Accepts streams the peer opens (requests) and answers them.
+    Server,
+    /// Opens streams (requests, [`Connection::send_request`]) and receives their responses.
+    Client,
+}
 
 /// The client connection preface (RFC 9113 §3.4).
 pub const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -71,6 +90,9 @@ pub enum Event {
     /// A new request: its validated header fields (pseudo-headers first) and what validation
     /// found in them; [`crate::fields::RequestHead::new`] gives the application's view.
     Headers { stream_id: u32, fields: HeaderList, info: RequestInfo, end_stream: bool },
+    /// Client role: a response to a request we sent, informational (`info.status` 1xx, more may
+    /// follow) or final; its validated header fields, `:status` first.
+    Response { stream_id: u32, fields: HeaderList, info: ResponseInfo, end_stream: bool },
     /// Request body bytes for the stream's application (none are reported for a stream whose
     /// application will not read, see [`Connection::discard`]). `end_stream`: the body ended.
     /// Whether they are the application's to keep or still count against the windows is the
@@ -99,7 +121,7 @@ pub enum Event {
 #[derive(Debug)]
 pub(crate) struct Stream {
     pub state: State,
-    /// Declared request content-length and DATA bytes received so far (§8.1.1).
+    /// Declared content-length of what the peer sends, and DATA bytes received so far (§8.1.1).
     pub content_length: Option<u64>,
     pub received: u64,
     /// The application was told about this stream (Headers event).
@@ -107,6 +129,11 @@ pub(crate) struct Stream {
     /// The request said `expect: 100-continue` and no response has gone out yet: the first
     /// read sends `100 Continue` (RFC 9110 10.1.1), as Cowboy's `read_body` does.
     pub expect_continue: bool,
+    /// The peer's head arrived: its request (server role, always) or its final response
+    /// (client role); DATA before it is malformed (§8.1).
+    pub peer_head: bool,
+    /// Client role: the request was HEAD, so its response has no content (RFC 9110 9.3.2).
+    pub head_request: bool,
     pub send: send::SendState,
 }
 
@@ -125,6 +152,10 @@ struct PendingBlock {
 struct PeerSettings {
     initial_window_size: u32,
     max_frame_size: u32,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS: the streams we may open (client role).
+    max_concurrent_streams: u32,
+    /// Its first SETTINGS arrived.
+    seen: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,9 +169,10 @@ enum Phase {
     Closed,
 }
 
-/// A server-side HTTP/2 connection.
+/// An HTTP/2 connection, server or client side.
 pub struct Connection {
     cfg: Config,
+    role: Role,
     phase: Phase,
     /// A partial frame carried over from the previous `recv`.
     carry: Vec<u8>,
@@ -149,7 +181,8 @@ pub struct Connection {
     encoder: Encoder,
     streams: IdMap<Stream>,
     closed: ClosedStreams,
-    /// Highest client stream id seen (opened, refused or rejected).
+    /// Highest client stream id seen (opened, refused or rejected), or, in the client role,
+    /// opened by us: client streams are the odd ones in both roles (§5.1.1).
     last_client_id: u32,
     /// Highest stream id we accepted (for a GOAWAY that lets accepted streams finish).
     last_accepted_id: u32,
@@ -195,11 +228,26 @@ impl Connection {
     /// connection window) goes out with the first [`Connection::flush`] (and is counted then: a
     /// connection closed before it flushes has sent nothing).
     pub fn new(cfg: Config, now: Instant) -> Result<Connection, &'static str> {
+        Connection::with_role(cfg, now, Role::Server)
+    }
+
+    /// A new client connection: its preface (the connection preface, SETTINGS with
+    /// SETTINGS_ENABLE_PUSH 0, the WINDOW_UPDATE that opens the connection window) goes out
+    /// with the first [`Connection::flush`]; requests go out with [`Connection::send_request`].
+    /// `cfg.max_concurrent_streams` bounds the streams it opens at once, besides the server's
+    /// SETTINGS_MAX_CONCURRENT_STREAMS.
+    pub fn new_client(cfg: Config, now: Instant) -> Result<Connection, &'static str> {
+        Connection::with_role(cfg, now, Role::Client)
+    }
+
+    fn with_role(cfg: Config, now: Instant, role: Role) -> Result<Connection, &'static str> {
         cfg.validate()?;
         let mut window_cfg = cfg.window.clone();
         window_cfg.max_frame_size = cfg.max_frame_size;
         let mut conn = Connection {
-            phase: Phase::Preface(0),
+            role,
+            // A server first reads the client's preface; a client, the server's SETTINGS (§3.4).
+            phase: if role == Role::Server { Phase::Preface(0) } else { Phase::FirstSettings },
             carry: Vec::new(),
             block: None,
             decoder: Decoder::new(cfg.header_table_size, cfg.max_header_list_size),
@@ -211,6 +259,8 @@ impl Connection {
             peer: PeerSettings {
                 initial_window_size: DEFAULT_WINDOW,
                 max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+                max_concurrent_streams: client::ASSUMED_MAX_CONCURRENT_STREAMS,
+                seen: false,
             },
             send_window: Window::new(DEFAULT_WINDOW),
             conn_stalled: false,
@@ -247,10 +297,14 @@ impl Connection {
 
     fn write_preface(&mut self, now: Instant) {
         let c = &self.cfg;
-        let mut params = vec![
-            (setting::MAX_CONCURRENT_STREAMS, c.max_concurrent_streams),
-            (setting::MAX_HEADER_LIST_SIZE, c.max_header_list_size),
-        ];
+        let mut params = match self.role {
+            Role::Server => vec![(setting::MAX_CONCURRENT_STREAMS, c.max_concurrent_streams)],
+            Role::Client => {
+                self.output.extend_from_slice(PREFACE);
+                vec![(setting::ENABLE_PUSH, 0)]
+            }
+        };
+        params.push((setting::MAX_HEADER_LIST_SIZE, c.max_header_list_size));
         if c.window.initial_stream_window != DEFAULT_WINDOW {
             params.push((setting::INITIAL_WINDOW_SIZE, c.window.initial_stream_window));
         }
@@ -269,6 +323,10 @@ impl Connection {
 
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
     }
 
     /// Feeds received bytes. Events accumulate until [`Connection::take_events`]; `Payload::Input`
@@ -401,12 +459,21 @@ impl Connection {
     }
 
     /// Starts a graceful shutdown: GOAWAY with the last stream id we saw, so streams already
-    /// opened complete and new ones are ignored (§6.8).
+    /// opened complete and new ones are ignored (§6.8). A client opens no stream after it.
     pub fn goaway(&mut self, code: ErrorCode, debug: &[u8]) {
         if self.phase == Phase::Closed {
             return;
         }
-        self.send_goaway(self.last_client_id, code, debug);
+        self.send_goaway(self.last_peer_stream(), code, debug);
+    }
+
+    /// The last stream the peer opened that we processed, for our GOAWAY: a client's peer
+    /// opens none (no push).
+    fn last_peer_stream(&self) -> u32 {
+        match self.role {
+            Role::Server => self.last_client_id,
+            Role::Client => 0,
+        }
     }
 
     fn send_goaway(&mut self, last_stream_id: u32, code: ErrorCode, debug: &[u8]) {
@@ -425,7 +492,7 @@ impl Connection {
     /// A connection error: GOAWAY with the error and its message, and stop processing.
     fn fail(&mut self, e: Error) -> Error {
         if self.phase != Phase::Closed {
-            let last = self.last_client_id;
+            let last = self.last_peer_stream();
             self.stats.count_connection_error(e.code());
             self.send_goaway(last, e.code(), e.message().as_bytes());
             self.phase = Phase::Closed;

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{Connection, Event, Payload, PendingBlock, Phase, Stream, PREFACE};
+use super::{Connection, Event, Payload, PendingBlock, Phase, Role, Stream, PREFACE};
 use crate::error::{conn, stream, Error, ErrorCode};
 use crate::fields;
 use crate::frame::{
@@ -16,6 +16,8 @@ use crate::stream::{Closed, State};
 
 const FIRST_FRAME_NOT_SETTINGS: &str =
     "the client preface must be followed by a SETTINGS frame (RFC 9113 3.4)";
+const SERVER_PREFACE_NOT_SETTINGS: &str =
+    "the server connection preface must be a SETTINGS frame (RFC 9113 3.4)";
 
 /// Streams refused before the peer acknowledged our SETTINGS that do not count as a flood.
 const PRE_ACK_REFUSALS: u32 = 1000;
@@ -112,7 +114,7 @@ impl Connection {
         self.expect_continuation(head.kind, head.stream_id)?;
         if self.phase == Phase::FirstSettings {
             // Whatever it is, a malformed frame is not the SETTINGS frame that must come first.
-            return Err(conn(ErrorCode::PROTOCOL_ERROR, FIRST_FRAME_NOT_SETTINGS));
+            return Err(self.first_frame_not_settings());
         }
         if e.is_connection_error() {
             return Err(e);
@@ -143,7 +145,7 @@ impl Connection {
         if self.phase == Phase::FirstSettings {
             match &f {
                 Frame::Settings(s) if !s.ack => self.phase = Phase::Open,
-                _ => return Err(conn(ErrorCode::PROTOCOL_ERROR, FIRST_FRAME_NOT_SETTINGS)),
+                _ => return Err(self.first_frame_not_settings()),
             }
         }
         let result = match f {
@@ -153,6 +155,10 @@ impl Connection {
             Frame::Priority(p) => self.on_priority(p),
             Frame::RstStream(r) => self.on_rst_stream(r, now),
             Frame::Settings(s) => self.on_settings(s),
+            Frame::PushPromise(_) if self.role == Role::Client => Err(conn(
+                ErrorCode::PROTOCOL_ERROR,
+                "PUSH_PROMISE after SETTINGS_ENABLE_PUSH 0 (RFC 9113 6.5.2, 6.6)",
+            )),
             Frame::PushPromise(_) => Err(conn(
                 ErrorCode::PROTOCOL_ERROR,
                 "a client cannot push: PUSH_PROMISE received (RFC 9113 8.4)",
@@ -196,9 +202,17 @@ impl Connection {
         Ok(())
     }
 
-    /// A stream the client has not opened yet (§5.1 "idle"); servers never open streams, so
-    /// every even id is idle too.
-    fn is_idle(&self, id: u32) -> bool {
+    fn first_frame_not_settings(&self) -> Error {
+        let message = match self.role {
+            Role::Server => FIRST_FRAME_NOT_SETTINGS,
+            Role::Client => SERVER_PREFACE_NOT_SETTINGS,
+        };
+        conn(ErrorCode::PROTOCOL_ERROR, message)
+    }
+
+    /// A stream the client has not opened yet (§5.1 "idle"); servers never open streams (no
+    /// push, in either role), so every even id is idle too.
+    pub(super) fn is_idle(&self, id: u32) -> bool {
         id > self.last_client_id || id.is_multiple_of(2)
     }
 
@@ -223,6 +237,13 @@ impl Connection {
         };
         if !receiving {
             return Err(stream(id, ErrorCode::STREAM_CLOSED, "DATA after END_STREAM (RFC 9113 5.1, 6.1)"));
+        }
+        if !s.peer_head {
+            return Err(stream(
+                id,
+                ErrorCode::PROTOCOL_ERROR,
+                "DATA before the response HEADERS (RFC 9113 8.1)",
+            ));
         }
         s.received += len as u64;
         if let Some(cl) = s.content_length {
@@ -259,7 +280,7 @@ impl Connection {
     }
 
     /// The peer sent END_STREAM on an open stream.
-    fn peer_ended(&mut self, id: u32) {
+    pub(super) fn peer_ended(&mut self, id: u32) {
         if let Some(s) = self.streams.get_mut(&id) {
             match s.state {
                 State::Open => s.state = State::HalfClosedRemote,
@@ -332,6 +353,9 @@ impl Connection {
             Err(DecodeError::HeaderListTooLarge) => true,
             Err(DecodeError::Compression(msg)) => return Err(conn(ErrorCode::COMPRESSION_ERROR, msg)),
         };
+        if self.role == Role::Client {
+            return self.on_response_block(id, fields, end_stream, self_dependent, too_large);
+        }
         if self.streams.contains_key(&id) {
             return self.on_trailers(id, fields, end_stream, too_large);
         }
@@ -401,6 +425,8 @@ impl Connection {
                 received: 0,
                 announced: true,
                 expect_continue: info.expect_continue && !end_stream,
+                peer_head: true,
+                head_request: false,
                 send,
             },
         );
@@ -411,7 +437,7 @@ impl Connection {
         Ok(())
     }
 
-    fn on_trailers(
+    pub(super) fn on_trailers(
         &mut self,
         id: u32,
         fields: HeaderList,
@@ -530,7 +556,9 @@ impl Connection {
         }
         let Some(s) = self.streams.get(&id) else { return Ok(()) };
         let announced = s.announced;
-        if !self.peer_resets.take(now) {
+        // Rapid Reset costs a server the work of every request the client cancels; a server's
+        // resets cost a client nothing it did not ask for.
+        if self.role == Role::Server && !self.peer_resets.take(now) {
             self.stats.defences.rapid_reset += 1;
             return Err(conn(ErrorCode::ENHANCE_YOUR_CALM, "too many stream resets (CVE-2023-44487)"));
         }
@@ -558,12 +586,25 @@ impl Connection {
                 "too many parameters in one SETTINGS frame (CVE-2019-9515)",
             ));
         }
+        if !self.peer.seen {
+            // No limit until the peer says otherwise (§6.5.2); until its first SETTINGS, a
+            // client assumes the usual 100.
+            self.peer.seen = true;
+            self.peer.max_concurrent_streams = u32::MAX;
+        }
         // §6.5.3: values are processed in the order they appear.
         for (id, value) in s.params() {
             match id {
                 setting::HEADER_TABLE_SIZE => self.encoder.set_peer_table_size(value),
                 setting::INITIAL_WINDOW_SIZE => self.set_peer_initial_window(value)?,
                 setting::MAX_FRAME_SIZE => self.peer.max_frame_size = value,
+                setting::MAX_CONCURRENT_STREAMS => self.peer.max_concurrent_streams = value,
+                setting::ENABLE_PUSH if value != 0 && self.role == Role::Client => {
+                    return Err(conn(
+                        ErrorCode::PROTOCOL_ERROR,
+                        "a server set SETTINGS_ENABLE_PUSH to 1 (RFC 9113 6.5.2)",
+                    ))
+                }
                 _ => {}
             }
         }
@@ -613,6 +654,9 @@ impl Connection {
             None => Payload::Owned(g.debug_data.to_vec()),
         };
         self.events.push(Event::GoAway { last_stream_id: g.last_stream_id, code: g.error_code, debug });
+        if self.role == Role::Client {
+            self.unprocessed_streams(g.last_stream_id);
+        }
         Ok(())
     }
 

@@ -77,6 +77,8 @@ impl Connection {
             announced: true,
             // The body came with the upgrade: nothing to wait for.
             expect_continue: false,
+            peer_head: true,
+            head_request: false,
             send,
         };
         conn.streams.insert(UPGRADE_STREAM, stream);

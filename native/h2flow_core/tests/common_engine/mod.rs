@@ -160,6 +160,8 @@ pub struct Harness {
     /// Every frame the server wrote so far.
     pub written: Vec<Out>,
     pub flushes_with_output: usize,
+    /// A client engine's first flush starts with the connection preface, before any frame.
+    pub preface_due: bool,
 }
 
 impl Harness {
@@ -170,7 +172,32 @@ impl Harness {
             now,
             written: Vec::new(),
             flushes_with_output: 0,
+            preface_due: false,
         }
+    }
+
+    /// A client engine, nothing written yet.
+    pub fn client(cfg: Config) -> Harness {
+        let now = Instant::now();
+        Harness {
+            conn: Connection::new_client(cfg, now).expect("config"),
+            now,
+            written: Vec::new(),
+            flushes_with_output: 0,
+            preface_due: true,
+        }
+    }
+
+    /// A client engine past the handshake: its preface written, the server's SETTINGS
+    /// (`server_settings`) received and acknowledged, ours acknowledged.
+    pub fn client_established(cfg: Config, server_settings: &[(u16, u32)]) -> Harness {
+        let mut h = Harness::client(cfg);
+        h.flush();
+        let mut input = settings(server_settings);
+        input.extend(settings_ack());
+        h.recv(&input).expect("handshake");
+        h.flush();
+        h
     }
 
     /// A connection past the preface: client SETTINGS sent, server SETTINGS acknowledged.
@@ -234,9 +261,14 @@ impl Harness {
     }
 
     pub fn flush(&mut self) -> Vec<Out> {
-        let bytes = self.conn.flush(self.now);
+        let mut bytes = self.conn.flush(self.now);
         if !bytes.is_empty() {
             self.flushes_with_output += 1;
+        }
+        if self.preface_due && !bytes.is_empty() {
+            assert!(bytes.starts_with(PREFACE), "a client's output starts with the preface");
+            bytes.drain(..PREFACE.len());
+            self.preface_due = false;
         }
         let frames = parse_output(&bytes);
         self.written.extend(frames.iter().cloned());
@@ -259,6 +291,7 @@ impl Harness {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ev {
     Headers { stream_id: u32, fields: Vec<(String, String)>, end_stream: bool },
+    Response { stream_id: u32, status: u16, fields: Vec<(String, String)>, end_stream: bool },
     Data { stream_id: u32, data: Vec<u8>, end_stream: bool },
     Trailers { stream_id: u32, fields: Vec<(String, String)> },
     StreamReset { stream_id: u32, code: u32 },
@@ -281,6 +314,9 @@ impl Ev {
         match e {
             Event::Headers { stream_id, fields, end_stream, .. } => {
                 Ev::Headers { stream_id, fields: strings(&fields), end_stream }
+            }
+            Event::Response { stream_id, fields, info, end_stream } => {
+                Ev::Response { stream_id, status: info.status, fields: strings(&fields), end_stream }
             }
             Event::Data { stream_id, data, end_stream } => {
                 Ev::Data { stream_id, data: data.resolve(input).to_vec(), end_stream }

@@ -1,16 +1,20 @@
-//! Inputs for the engine soak (tests/fuzz_soak.rs): a generator of valid client byte streams,
-//! mutators that break them the ways buggy peers, attackers and bad splitting do, and the HPACK
-//! pieces the generator needs (a Huffman encoder, integers). Frames are written by hand, not
-//! with the codec under test.
+//! Inputs for the engine soaks (tests/fuzz_soak.rs, tests/fuzz_soak_client.rs): generators of
+//! valid client byte streams and of valid server byte streams, mutators that break them the ways
+//! buggy peers, attackers and bad splitting do, and the HPACK pieces the generators need (a
+//! Huffman encoder, integers). Frames are written by hand, not with the codec under test.
 #![allow(dead_code)]
 
 mod generate;
 mod model;
 mod mutate;
+mod server_gen;
 
-pub use generate::generate;
+#[allow(unused_imports)]
+pub use generate::{generate, Scenario};
 pub use model::{Output, Shadow};
 pub use mutate::mutate;
+#[allow(unused_imports)]
+pub use server_gen::{generate_responses, Plan};
 
 use h2flow_core::frame::kind;
 use h2flow_core::Config;
@@ -69,6 +73,37 @@ impl Rng {
     pub fn bytes(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.next_u64() as u8).collect()
     }
+}
+
+/// The seed of case `index` of a soak.
+pub fn case_seed(seed: u64, index: u64) -> u64 {
+    let mut r = Rng::new(seed ^ index.wrapping_mul(0xA076_1D64_78BD_642F));
+    r.next_u64()
+}
+
+/// H2FLOW_FUZZ_SEED (hex, or "random"), else `default`.
+pub fn env_seed(default: u64) -> u64 {
+    match std::env::var("H2FLOW_FUZZ_SEED").as_deref() {
+        Err(_) | Ok("") => default,
+        Ok("random") => {
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            t.as_nanos() as u64 ^ std::process::id() as u64
+        }
+        Ok(s) => {
+            let s = s.trim_start_matches("0x");
+            u64::from_str_radix(s, 16).unwrap_or_else(|_| panic!("H2FLOW_FUZZ_SEED={s}: hex or \"random\""))
+        }
+    }
+}
+
+/// H2FLOW_FUZZ_SECS, else `default`.
+pub fn env_secs(default: f64) -> f64 {
+    std::env::var("H2FLOW_FUZZ_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
+/// The length of the first frame of `buf`, if its header is there.
+pub fn frame_boundary(buf: &[u8]) -> Option<usize> {
+    h2flow_core::frame::frame_len(buf).map(|n| n.max(1))
 }
 
 /// The byte at `offset` of the request body of stream `id`, so the receiver can check every

@@ -1,6 +1,6 @@
-//! What the soak (tests/fuzz_soak.rs) checks the engine against: a shadow of the client, built
-//! from the frames the engine counted as received, and a checker of everything the server
-//! writes.
+//! What the soaks (tests/fuzz_soak.rs, tests/fuzz_soak_client.rs) check the engine against: a
+//! shadow of the peer, built from the frames the engine counted as received, and a checker of
+//! everything the engine writes, in either role.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -34,11 +34,26 @@ pub struct Shadow {
     pub ended: HashSet<u32>,
     /// The stream of a header block whose END_HEADERS has not arrived, and its END_STREAM.
     pub block: Option<(u32, bool)>,
+    /// The peer's SETTINGS_MAX_CONCURRENT_STREAMS (a client assumes 100 until its first
+    /// SETTINGS, which without the parameter lifts the limit).
+    pub max_concurrent: u32,
+    pub settings_seen: bool,
 }
 
 impl Shadow {
     pub fn new() -> Shadow {
-        Shadow { iws: 65_535, max_frame: 16_384, max_frame_now: 16_384, ..Default::default() }
+        Shadow {
+            iws: 65_535,
+            max_frame: 16_384,
+            max_frame_now: 16_384,
+            max_concurrent: 100,
+            ..Default::default()
+        }
+    }
+
+    /// The shadow of a server: its frames start at once (no preface).
+    pub fn of_server() -> Shadow {
+        Shadow { pos: Some(0), ..Shadow::new() }
     }
 
     /// Decodes the frames the engine has counted since the last call.
@@ -76,8 +91,13 @@ impl Shadow {
         match f {
             Frame::Settings(s) if !s.ack => {
                 self.settings_in += 1;
+                if !self.settings_seen {
+                    self.settings_seen = true;
+                    self.max_concurrent = u32::MAX;
+                }
                 for (k, v) in s.params() {
                     match k {
+                        setting::MAX_CONCURRENT_STREAMS => self.max_concurrent = v,
                         setting::INITIAL_WINDOW_SIZE => self.iws = v as i64,
                         setting::MAX_FRAME_SIZE => {
                             self.max_frame_now = v;
@@ -125,7 +145,7 @@ impl Shadow {
 }
 
 // ---------------------------------------------------------------------------------------------
-// What the server wrote, checked frame by frame.
+// What the engine wrote, checked frame by frame: a server's responses, or a client's requests.
 
 #[derive(Default)]
 pub struct ServerStream {
@@ -154,6 +174,11 @@ pub struct Output {
     pub goaway_last: Option<u32>,
     /// The engine was closed at a flush: nothing more may be written.
     pub finished: bool,
+    /// A client's output: requests on the streams the application opened (`requests`), in
+    /// increasing order, after the connection preface.
+    pub client: bool,
+    pub requests: HashSet<u32>,
+    pub last_request: u32,
 }
 
 impl Output {
@@ -174,7 +199,15 @@ impl Output {
             resets: BTreeMap::new(),
             goaway_last: None,
             finished: false,
+            client: false,
+            requests: HashSet::new(),
+            last_request: 0,
         }
+    }
+
+    /// The checker of a client's output.
+    pub fn of_client() -> Output {
+        Output { client: true, ..Output::new() }
     }
 
     pub fn check(&mut self, mut buf: &[u8], shadow: &Shadow) {
@@ -184,6 +217,10 @@ impl Output {
         assert!(!self.finished, "output after the connection error's flush");
         self.bytes += buf.len() as u64;
         self.flushes += 1;
+        if self.client && !self.started {
+            assert!(buf.starts_with(PREFACE), "a client's output starts with the connection preface");
+            buf = &buf[PREFACE.len()..];
+        }
         while !buf.is_empty() {
             let (f, len) = match frame::decode(buf, MAX_MAX_FRAME_SIZE) {
                 Ok(Some(x)) => x,
@@ -206,7 +243,10 @@ impl Output {
         let id = f.stream_id();
         self.frames[(f.kind() as usize).min(kind::COUNT)] += 1;
         if !self.started {
-            assert!(matches!(f, Frame::Settings(s) if !s.ack), "the server preface is not SETTINGS: {f:?}");
+            assert!(matches!(f, Frame::Settings(s) if !s.ack), "the preface is not SETTINGS: {f:?}");
+            if let (true, Frame::Settings(s)) = (self.client, f) {
+                assert_eq!(s.params().next(), Some((setting::ENABLE_PUSH, 0)), "push not disabled");
+            }
             self.started = true;
         }
         if let Some((block_id, _, _)) = &self.block {
@@ -217,7 +257,11 @@ impl Output {
         }
         if id != 0 {
             assert!(id % 2 == 1, "a frame on an even stream: {f:?}");
-            assert!(shadow.named.contains(&id), "a frame on stream {id} the client never named");
+            if self.client {
+                assert!(self.requests.contains(&id), "a frame on stream {id} the application never opened");
+            } else {
+                assert!(shadow.named.contains(&id), "a frame on stream {id} the client never named");
+            }
             // A late frame on a stream we reset (or forgot) may be answered with RST_STREAM
             // again (RFC 9113 5.1: a stream error STREAM_CLOSED); nothing else.
             let s = self.streams.entry(id).or_default();
@@ -233,7 +277,9 @@ impl Output {
             Frame::Ping(p) => assert_eq!(&p.data[..6], b"h2flow"),
             Frame::WindowUpdate(w) if id == 0 => self.conn_credit += w.increment as i64,
             Frame::WindowUpdate(_) => {
-                assert!(shadow.opened.contains(&id), "WINDOW_UPDATE on a stream never opened: {id}");
+                let opened =
+                    if self.client { self.requests.contains(&id) } else { shadow.opened.contains(&id) };
+                assert!(opened, "WINDOW_UPDATE on a stream never opened: {id}");
                 assert!(!shadow.ended.contains(&id), "WINDOW_UPDATE on stream {id} the peer ended");
             }
             Frame::RstStream(r) => {
@@ -241,6 +287,7 @@ impl Output {
                 *self.resets.entry(r.error_code.0).or_default() += 1;
             }
             Frame::GoAway(g) => {
+                assert!(!self.client || g.last_stream_id == 0, "a client's GOAWAY names a stream: {g:?}");
                 assert!(
                     self.goaway_last.is_none_or(|last| g.last_stream_id <= last),
                     "GOAWAY last stream id went up (RFC 9113 6.8)"
@@ -257,7 +304,14 @@ impl Output {
                 self.data_total += d.data.len() as i64;
             }
             Frame::Headers(h) => {
-                assert!(shadow.opened.contains(&id), "HEADERS on stream {id} the client never opened");
+                if self.client {
+                    if !self.streams.get(&id).is_some_and(|s| s.final_sent) {
+                        assert!(id > self.last_request, "stream {id} opened after {}", self.last_request);
+                        self.last_request = id;
+                    }
+                } else {
+                    assert!(shadow.opened.contains(&id), "HEADERS on stream {id} the client never opened");
+                }
                 assert!(!self.streams.entry(id).or_default().ended, "HEADERS after END_STREAM on {id}");
                 self.block = Some((id, h.end_stream, h.fragment.to_vec()));
                 if h.end_headers {
@@ -271,7 +325,7 @@ impl Output {
                     self.end_block();
                 }
             }
-            other => panic!("a server must not write {other:?}"),
+            other => panic!("the engine must not write {other:?}"),
         }
     }
 
@@ -283,6 +337,9 @@ impl Output {
         if s.final_sent {
             assert!(end_stream, "trailers without END_STREAM on {id}");
             assert!(list.iter().all(|(n, _)| !n.starts_with(b":")), "pseudo-header in trailers");
+        } else if self.client {
+            assert!(h2flow_core::fields::validate_request(&list).is_ok(), "an invalid request: {list:?}");
+            s.final_sent = true;
         } else {
             let mut it = list.iter();
             let status = match it.next() {

@@ -23,7 +23,7 @@ pub fn mutate(rng: &mut Rng, frames: &[Vec<u8>], other: &[Vec<u8>]) -> Vec<u8> {
 }
 
 fn mutate_frames(rng: &mut Rng, fr: &mut Vec<Vec<u8>>, other: &[Vec<u8>]) {
-    // frames[0] is the preface; rarely touched.
+    // frames[0] is the preface (the server's first SETTINGS for a client); rarely touched.
     if fr.len() < 2 {
         fr.push(frame(kind::SETTINGS, 0, 0, &[]));
     }
@@ -164,9 +164,9 @@ fn mutate_frames(rng: &mut Rng, fr: &mut Vec<Vec<u8>>, other: &[Vec<u8>]) {
         }
         14 => fr.truncate(i),
         _ => {
-            // The preface itself.
-            if rng.chance(20) {
-                let at = rng.below(PREFACE.len() as u64) as usize;
+            // The preface itself (the server's first SETTINGS, for a client).
+            if rng.chance(20) && !fr[0].is_empty() {
+                let at = rng.below(PREFACE.len().min(fr[0].len()) as u64) as usize;
                 fr[0][at] ^= 1 << rng.below(8);
             }
         }
