@@ -64,10 +64,12 @@ defmodule H2Flow do
     * `:shutdown_timeout` (default `15000` ms, as Bandit): how long a stopping server lets
       in-flight streams finish (`stop/1`, a supervisor or the application stopping), after
       which their handlers are stopped and the connections closed.
-    * `:read_buffer` (default `65536`): bytes read from the socket at most per read (one
-      message to the connection process per read). Request body bytes smaller than a quarter
-      of their read are copied out of it, so that kept body bytes never pin more than four
-      times their size; with 64 KiB reads, full 16 KiB DATA frames are not copied.
+    * `:read_buffer` (default `262144`): bytes read from the socket at most per read (one
+      message to the connection process per read; at most 4 such messages wait in its
+      mailbox, 1 MiB by default). Request body bytes smaller than a quarter of their read are
+      copied out of it, so that kept body bytes never pin more than four times their size: a
+      16 KiB DATA frame is passed on without a copy when its read is at most 64 KiB (a slow
+      upload), copied out of a larger one (many streams at once).
     * `:name`: registers the server's supervisor.
     * `:telemetry_metadata` (default `%{}`): merged into the metadata of every telemetry event
       of the server (see `H2Flow.Telemetry`).

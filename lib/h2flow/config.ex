@@ -17,7 +17,7 @@ defmodule H2Flow.Config do
     idle_timeout: 60_000,
     write_timeout: 30_000,
     shutdown_timeout: 15_000,
-    read_buffer: 65_536,
+    read_buffer: 262_144,
     telemetry_metadata: %{},
     startup_log: false
   ]

@@ -116,8 +116,7 @@ defmodule H2Flow.Engine do
 
   # recv/2 feeds the NIF at most this much per call, so one call stays well under 1 ms. The NIF
   # returns a DATA payload of at least a quarter of the socket read it came in as a sub-binary
-  # (a smaller one is copied, so that body bytes never pin more than four times their size): with
-  # reads of 64 KiB (the server's default :read_buffer), full 16 KiB frames are not copied.
+  # (a smaller one is copied, so that body bytes never pin more than four times their size).
   @chunk 65_536
 
   @doc "Creates an engine. The server preface goes out with the first `flush/1`."

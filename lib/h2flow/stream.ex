@@ -9,13 +9,17 @@ defmodule H2Flow.Stream do
   # Binaries longer than this are left out of crash reports: they may be request bodies.
   @max_logged_binary 64
 
-  def run(handler, opts, req) do
-    Logger.metadata(
-      h2flow_peer: peer(req.peer),
-      h2flow_stream_id: req.stream_id,
-      h2flow_method: req.method,
-      h2flow_path: req.path,
-      h2flow_handler: handler
+  # `conn_metadata`: the connection's Logger metadata (its `h2flow_peer`, formatted once per
+  # connection). Set as :logger's process metadata map, which Logger.metadata/1 edits: this
+  # process is new, so there is nothing to merge.
+  def run(handler, opts, req, conn_metadata) do
+    :logger.set_process_metadata(
+      Map.merge(conn_metadata, %{
+        h2flow_stream_id: req.stream_id,
+        h2flow_method: req.method,
+        h2flow_path: req.path,
+        h2flow_handler: handler
+      })
     )
 
     result =
@@ -81,7 +85,4 @@ defmodule H2Flow.Stream do
   def redact(term) when is_tuple(term), do: term |> Tuple.to_list() |> redact() |> List.to_tuple()
   def redact([head | tail]), do: [redact(head) | redact(tail)]
   def redact(term), do: term
-
-  defp peer({ip, port}), do: "#{:inet.ntoa(ip)}:#{port}"
-  defp peer(_), do: nil
 end

@@ -191,7 +191,7 @@ defmodule H2Flow.ServerResourcesTest do
   defp server_processes(server) do
     handlers =
       for pid <- Process.list(),
-          Process.info(pid, :initial_call) == {:initial_call, {H2Flow.Stream, :run, 3}},
+          Process.info(pid, :initial_call) == {:initial_call, {H2Flow.Stream, :run, 4}},
           do: pid
 
     Enum.sort(tree(server) ++ handlers)

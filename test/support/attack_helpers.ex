@@ -193,7 +193,7 @@ defmodule H2Flow.Test.AttackHelpers do
   @doc "The handler processes running in the VM."
   def handler_processes do
     for pid <- Process.list(),
-        Process.info(pid, :initial_call) == {:initial_call, {H2Flow.Stream, :run, 3}},
+        Process.info(pid, :initial_call) == {:initial_call, {H2Flow.Stream, :run, 4}},
         do: pid
   end
 

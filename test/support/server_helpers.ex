@@ -106,7 +106,7 @@ defmodule H2Flow.Test.ServerHelpers do
       {:links, links} ->
         for pid <- links,
             is_pid(pid),
-            Process.info(pid, :initial_call) == {:initial_call, {H2Flow.Stream, :run, 3}},
+            Process.info(pid, :initial_call) == {:initial_call, {H2Flow.Stream, :run, 4}},
             do: pid
 
       nil ->

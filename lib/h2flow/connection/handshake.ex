@@ -8,7 +8,7 @@ defmodule H2Flow.Connection.Handshake do
   alias H2Flow.Connection.Preface
 
   # Socket messages delivered before the connection re-arms {active, N}.
-  @active_n 8
+  @active_n 4
 
   def active_n, do: @active_n
 

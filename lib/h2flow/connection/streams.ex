@@ -46,6 +46,8 @@ defmodule H2Flow.Connection.Streams do
     :engine,
     :config,
     :ctx,
+    # The Logger metadata a handler process starts with (its connection's h2flow_peer).
+    :log_metadata,
     # Whether the server emits telemetry (config.telemetry, at hand).
     telemetry: false,
     by_id: %{},
@@ -64,6 +66,7 @@ defmodule H2Flow.Connection.Streams do
       engine: engine,
       config: config,
       ctx: Request.context(config, conn),
+      log_metadata: %{h2flow_peer: Request.peer_string(conn.peer)},
       telemetry: config.telemetry
     }
   end
@@ -182,9 +185,16 @@ defmodule H2Flow.Connection.Streams do
     end)
   end
 
+  # A plug's request (Plug.Conn and its copies) outgrows the default heap of 233 words once:
+  # starting at 987 words saves that collection, about 3.5 µs per request (a native handler's
+  # request fits in the default heap).
+  defp spawn_opts(H2Flow.Plug.Handler), do: [:link, min_heap_size: 987]
+  defp spawn_opts(_handler), do: [:link]
+
   defp spawn_handler(st, id, req, s) do
     c = st.config
-    pid = spawn_link(H2Flow.Stream, :run, [c.handler, c.handler_opts, req])
+    args = [c.handler, c.handler_opts, req, st.log_metadata]
+    pid = :erlang.spawn_opt(H2Flow.Stream, :run, args, spawn_opts(c.handler))
     span = st.telemetry && Spans.start(c, req, IO.iodata_length(s.held))
     s = %{s | pid: pid, line: {req.method, req.path}, span: span}
 

@@ -5,6 +5,8 @@ defmodule H2Flow.Req.Fields do
   # it was made rather than later in the connection.
 
   @doc "The fields as `{name, value}` binaries; raises `ArgumentError` for an invalid one."
+  def normalize(headers) when headers == %{} or headers == [], do: []
+
   def normalize(headers) when is_map(headers) or is_list(headers) do
     fields =
       Enum.map(headers, fn {name, value} -> {header_name(name), IO.iodata_to_binary(value)} end)
