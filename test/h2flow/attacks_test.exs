@@ -237,7 +237,7 @@ defmodule H2Flow.AttacksTest do
     # With the acknowledgement limit out of the way, the socket bounds what is queued: the
     # connection process blocks in its write and is closed by :write_timeout.
     test "PINGs, no acknowledgement limit: the write blocks, then times out" do
-      {server, port} = start!(max_pending_acks: 1_000_000_000, write_timeout: 300)
+      {server, port} = start!(max_queued_acks: 1_000_000_000, write_timeout: 300)
       bystander = connect!(port)
       others = eventually(fn -> match?([_], connections(server)) && connections(server) end)
       conn = connect!(port, [], socket_opts: [recbuf: 4 * @kib, send_timeout: 2_000])

@@ -42,7 +42,7 @@ defmodule H2Flow.Engine.Options do
      "CONTINUATION frames allowed in one header block (CVE-2024-27316); beyond: GOAWAY ENHANCE_YOUR_CALM."},
     {:max_header_block_size, {:int, 1, @u32},
      "Compressed bytes allowed in one header block; beyond: GOAWAY ENHANCE_YOUR_CALM."},
-    {:max_pending_acks, {:int, 1, @u32},
+    {:max_queued_acks, {:int, 1, @u32},
      "PING and SETTINGS acknowledgements owed between two flushes (CVE-2019-9512, 9515); beyond: GOAWAY ENHANCE_YOUR_CALM."},
     {:max_settings_entries, {:int, 1, @u32},
      "Parameters allowed in one SETTINGS frame; beyond: GOAWAY ENHANCE_YOUR_CALM."},

@@ -40,7 +40,7 @@ pub struct Config {
     pub max_header_block_size: u32,
     /// PING and SETTINGS acknowledgements we may owe (queued since the last flush) before the
     /// peer is flooding us (CVE-2019-9512, CVE-2019-9515).
-    pub max_pending_acks: u32,
+    pub max_queued_acks: u32,
     /// Parameters allowed in one SETTINGS frame (CVE-2019-9515).
     pub max_settings_entries: u32,
     /// RST_STREAM frames the peer may send on open streams (Rapid Reset, CVE-2023-44487).
@@ -70,7 +70,7 @@ impl Default for Config {
             send_stall_timeout: Duration::from_secs(30),
             max_continuation_frames: 16,
             max_header_block_size: 64 * 1024,
-            max_pending_acks: 1000,
+            max_queued_acks: 1000,
             max_settings_entries: 32,
             peer_resets: Rate { burst: 1000, per_second: 500 },
             empty_frames: Rate { burst: 100, per_second: 10 },
@@ -109,8 +109,8 @@ impl Config {
         if self.max_send_queue == 0 || self.max_connection_send_queue == 0 {
             return Err("max_send_queue and max_connection_send_queue must be positive");
         }
-        if self.max_pending_acks == 0 || self.max_settings_entries == 0 {
-            return Err("max_pending_acks and max_settings_entries must be positive");
+        if self.max_queued_acks == 0 || self.max_settings_entries == 0 {
+            return Err("max_queued_acks and max_settings_entries must be positive");
         }
         for rate in [self.peer_resets, self.empty_frames, self.refused_streams, self.local_resets] {
             if rate.burst == 0 {

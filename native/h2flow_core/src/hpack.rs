@@ -498,7 +498,7 @@ pub struct Encoder {
     /// The dynamic table size we use: min(peer's SETTINGS_HEADER_TABLE_SIZE, 4096).
     size: usize,
     /// The smallest size since the last block, when a size update is still to be sent.
-    pending_min: Option<usize>,
+    size_update_min: Option<usize>,
 }
 
 impl Default for Encoder {
@@ -510,7 +510,7 @@ impl Default for Encoder {
 impl Encoder {
     /// Dynamic table 4096, the RFC default.
     pub fn new() -> Encoder {
-        Encoder { inner: ::hpack::Encoder::new(), size: DEFAULT_TABLE_SIZE, pending_min: None }
+        Encoder { inner: ::hpack::Encoder::new(), size: DEFAULT_TABLE_SIZE, size_update_min: None }
     }
 
     /// Applies the peer's SETTINGS_HEADER_TABLE_SIZE: we use min(value, 4096); when the size we
@@ -518,17 +518,17 @@ impl Encoder {
     /// the smallest size since the last block first if the size also grew back since then.
     pub fn set_peer_table_size(&mut self, size: u32) {
         let size = (size as usize).min(DEFAULT_TABLE_SIZE);
-        match self.pending_min {
+        match self.size_update_min {
             None if size == self.size => return,
-            None => self.pending_min = Some(size.min(self.size)),
-            Some(min) => self.pending_min = Some(min.min(size)),
+            None => self.size_update_min = Some(size.min(self.size)),
+            Some(min) => self.size_update_min = Some(min.min(size)),
         }
         self.size = size;
     }
 
     /// Appends the encoded block for these fields.
     pub fn encode<'a>(&mut self, fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>, dst: &mut Vec<u8>) {
-        if let Some(min) = self.pending_min.take() {
+        if let Some(min) = self.size_update_min.take() {
             // The peer's decoder applies the updates in order at the start of this block; the
             // crate's table must evict the same entries.
             if min < self.size {

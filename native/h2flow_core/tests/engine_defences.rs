@@ -106,9 +106,9 @@ fn continuation_flood_too_many_bytes_is_goaway_enhance_your_calm() {
 // --- PING / SETTINGS flood (CVE-2019-9512, CVE-2019-9515) ---------------------------------------
 
 #[test]
-fn ack_flood_more_pings_than_max_pending_acks_before_a_flush_is_enhance_your_calm() {
+fn ack_flood_more_pings_than_max_queued_acks_before_a_flush_is_enhance_your_calm() {
     let cfg = default_config();
-    let max = cfg.max_pending_acks;
+    let max = cfg.max_queued_acks;
     let mut h = Harness::established(cfg);
     let pings: Vec<u8> = (0..max).flat_map(|i| ping([i as u8; 8])).collect();
     h.recv(&pings).unwrap();
@@ -124,11 +124,11 @@ fn ack_flood_more_pings_than_max_pending_acks_before_a_flush_is_enhance_your_cal
 }
 
 #[test]
-fn ack_flood_queues_exactly_max_pending_acks_acknowledgements_then_the_goaway() {
+fn ack_flood_queues_exactly_max_queued_acks_acknowledgements_then_the_goaway() {
     // What a client that does not read finds in its socket: the limit's worth of ACKs and the
     // GOAWAY, not one ACK more.
     let cfg = default_config();
-    let max = cfg.max_pending_acks as usize;
+    let max = cfg.max_queued_acks as usize;
     let mut h = Harness::established(cfg);
     let pings: Vec<u8> = (0..max + 500).flat_map(|i| ping([i as u8; 8])).collect();
     let out = trips(&mut h, &pings);
@@ -184,7 +184,7 @@ fn connection_and_stream_errors_are_counted_by_code() {
 #[test]
 fn the_same_number_of_pings_spread_over_flushes_is_fine() {
     let cfg = default_config();
-    let max = cfg.max_pending_acks;
+    let max = cfg.max_queued_acks;
     let mut h = Harness::established(cfg);
     for round in 0..5u8 {
         let pings: Vec<u8> = (0..max).flat_map(|i| ping([round, i as u8, 0, 0, 0, 0, 0, 0])).collect();

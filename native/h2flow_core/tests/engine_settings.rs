@@ -200,7 +200,7 @@ fn rfc7541_4_2_peer_header_table_size_0_makes_our_next_block_start_with_a_size_u
 fn rfc9113_6_5_3_unacknowledged_settings_time_out_with_settings_timeout() {
     let mut h = Harness::unacked(default_config());
     let timeout = h.conn.config().settings_timeout;
-    assert!(h.conn.settings_pending_since().is_some());
+    assert!(h.conn.settings_unacked_since().is_some());
     h.advance(timeout);
     assert!(h.conn.check_timeouts(h.now).is_ok());
     h.advance(Duration::from_millis(1));
@@ -213,7 +213,7 @@ fn rfc9113_6_5_3_unacknowledged_settings_time_out_with_settings_timeout() {
     let mut h = Harness::unacked(default_config());
     h.advance(timeout / 2);
     h.recv(&settings_ack()).unwrap();
-    assert_eq!(h.conn.settings_pending_since(), None);
+    assert_eq!(h.conn.settings_unacked_since(), None);
     h.advance(timeout * 10);
     assert!(h.conn.check_timeouts(h.now).is_ok());
     assert!(h.flush().is_empty());

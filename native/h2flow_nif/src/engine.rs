@@ -87,7 +87,7 @@ pub(crate) fn config(opts: Term) -> NifResult<Config> {
         send_stall_timeout: Duration::from_millis(field(opts, "send_stall_timeout")?.decode()?),
         max_continuation_frames: field(opts, "max_continuation_frames")?.decode()?,
         max_header_block_size: field(opts, "max_header_block_size")?.decode()?,
-        max_pending_acks: field(opts, "max_pending_acks")?.decode()?,
+        max_queued_acks: field(opts, "max_queued_acks")?.decode()?,
         max_settings_entries: field(opts, "max_settings_entries")?.decode()?,
         peer_resets: rate(field(opts, "peer_reset_rate")?)?,
         empty_frames: rate(field(opts, "empty_data_rate")?)?,
@@ -511,7 +511,7 @@ fn defaults<'a>(env: Env<'a>, c: Config) -> NifResult<Term<'a>> {
         ("send_stall_timeout", c.send_stall_timeout.as_millis() as u64),
         ("max_continuation_frames", c.max_continuation_frames as u64),
         ("max_header_block_size", c.max_header_block_size as u64),
-        ("max_pending_acks", c.max_pending_acks as u64),
+        ("max_queued_acks", c.max_queued_acks as u64),
         ("max_settings_entries", c.max_settings_entries as u64),
         ("settings_timeout", c.settings_timeout.as_millis() as u64),
         ("closed_stream_memory", c.closed_stream_memory as u64),
@@ -555,7 +555,7 @@ fn engine_info<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>) -> NifResu
     m = put(m, "queued_send_bytes", conn.queued())?;
     m = put(m, "send_window", conn.send_window())?;
     m = put(m, "connection_window", conn.scheduler().connection_window() as u64)?;
-    let pending = conn.settings_pending_since().map(|t| t.elapsed().as_millis() as u64);
+    let pending = conn.settings_unacked_since().map(|t| t.elapsed().as_millis() as u64);
     m = put(m, "settings_unacked_ms", pending)?;
     Ok(m)
 }

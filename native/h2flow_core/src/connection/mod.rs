@@ -139,7 +139,7 @@ pub(crate) struct Stream {
 
 /// A header block being assembled from HEADERS + CONTINUATION frames.
 #[derive(Debug)]
-struct PendingBlock {
+struct HeaderBlock {
     stream_id: u32,
     end_stream: bool,
     self_dependent: bool,
@@ -175,8 +175,8 @@ pub struct Connection {
     role: Role,
     phase: Phase,
     /// A partial frame carried over from the previous `recv`.
-    carry: Vec<u8>,
-    block: Option<PendingBlock>,
+    partial: Vec<u8>,
+    block: Option<HeaderBlock>,
     decoder: Decoder,
     encoder: Encoder,
     streams: IdMap<Stream>,
@@ -199,7 +199,7 @@ pub struct Connection {
     /// Our first SETTINGS (the concurrency limit) was acknowledged.
     settings_acked: bool,
     refused_before_ack: u32,
-    pending_acks: u32,
+    queued_acks: u32,
     probe_payload: Option<[u8; 8]>,
     probes: u64,
     goaway_sent: Option<u32>,
@@ -248,7 +248,7 @@ impl Connection {
             role,
             // A server first reads the client's preface; a client, the server's SETTINGS (§3.4).
             phase: if role == Role::Server { Phase::Preface(0) } else { Phase::FirstSettings },
-            carry: Vec::new(),
+            partial: Vec::new(),
             block: None,
             decoder: Decoder::new(cfg.header_table_size, cfg.max_header_list_size),
             encoder: Encoder::new(),
@@ -270,7 +270,7 @@ impl Connection {
             settings_unacked: VecDeque::new(),
             settings_acked: false,
             refused_before_ack: 0,
-            pending_acks: 0,
+            queued_acks: 0,
             probe_payload: None,
             probes: 0,
             goaway_sent: None,
@@ -441,7 +441,7 @@ impl Connection {
                 self.send_probe(now);
             }
         }
-        self.pending_acks = 0;
+        self.queued_acks = 0;
         if !self.output.is_empty() {
             self.stats.flushes += 1;
             self.stats.bytes_sent += self.output.len() as u64;
@@ -549,7 +549,7 @@ impl Connection {
     }
 
     /// When the oldest unacknowledged SETTINGS was sent.
-    pub fn settings_pending_since(&self) -> Option<Instant> {
+    pub fn settings_unacked_since(&self) -> Option<Instant> {
         self.settings_unacked.front().copied()
     }
 

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{Connection, Event, Payload, PendingBlock, Phase, Role, Stream, PREFACE};
+use super::{Connection, Event, HeaderBlock, Payload, Phase, Role, Stream, PREFACE};
 use crate::error::{conn, stream, Error, ErrorCode};
 use crate::fields;
 use crate::frame::{
@@ -38,11 +38,11 @@ impl Connection {
             }
             self.phase = Phase::FirstSettings;
         }
-        if !self.carry.is_empty() {
+        if !self.partial.is_empty() {
             // ok: pos <= input.len() here and below: it only advances past bytes that are in
             // `input` (the preface part, what complete_carried used, whole frames).
             pos += self.complete_carried(&input[pos..], now)?;
-            if !self.carry.is_empty() {
+            if !self.partial.is_empty() {
                 return Ok(());
             }
         }
@@ -67,7 +67,7 @@ impl Connection {
         }
         // What is left is a partial frame, at most one max-size frame long: decode checked the
         // length as soon as the header was complete.
-        self.carry.extend_from_slice(&input[pos..]);
+        self.partial.extend_from_slice(&input[pos..]);
         Ok(())
     }
 
@@ -75,12 +75,12 @@ impl Connection {
     /// Returns how many input bytes were used.
     fn complete_carried(&mut self, input: &[u8], now: Instant) -> Result<usize, Error> {
         let mut used = 0;
-        if self.carry.len() < HEADER_LEN {
-            used = (HEADER_LEN - self.carry.len()).min(input.len());
+        if self.partial.len() < HEADER_LEN {
+            used = (HEADER_LEN - self.partial.len()).min(input.len());
             // ok: used <= input.len().
-            self.carry.extend_from_slice(&input[..used]);
+            self.partial.extend_from_slice(&input[..used]);
         }
-        let Some(head) = Head::parse(&self.carry) else { return Ok(used) };
+        let Some(head) = Head::parse(&self.partial) else { return Ok(used) };
         if head.length > self.cfg.max_frame_size {
             return Err(conn(
                 ErrorCode::FRAME_SIZE_ERROR,
@@ -88,22 +88,22 @@ impl Connection {
             ));
         }
         let total = HEADER_LEN + head.length as usize;
-        // The carry is less than one frame (recv_inner keeps only an incomplete frame).
-        let n = total.saturating_sub(self.carry.len()).min(input.len() - used);
+        // What is held is less than one frame (recv_inner keeps only an incomplete frame).
+        let n = total.saturating_sub(self.partial.len()).min(input.len() - used);
         // ok: used <= input.len() (it is a min with input.len()), and n <= input.len() - used.
-        self.carry.extend_from_slice(&input[used..used + n]);
+        self.partial.extend_from_slice(&input[used..used + n]);
         used += n;
-        if self.carry.len() < total {
+        if self.partial.len() < total {
             return Ok(used);
         }
-        let carry = std::mem::take(&mut self.carry);
-        let result = match frame::decode(&carry, self.cfg.max_frame_size) {
+        let partial = std::mem::take(&mut self.partial);
+        let result = match frame::decode(&partial, self.cfg.max_frame_size) {
             Ok(Some((f, _))) => self.handle_frame(f, None, now),
             Ok(None) => Ok(()), // unreachable: the frame is complete
             Err(e) => self.handle_invalid_frame(head, e, now),
         };
-        self.carry = carry;
-        self.carry.clear();
+        self.partial = partial;
+        self.partial.clear();
         result.map(|()| used)
     }
 
@@ -298,7 +298,7 @@ impl Connection {
         if h.fragment.len() > self.cfg.max_header_block_size as usize {
             return Err(self.continuation_flood());
         }
-        self.block = Some(PendingBlock {
+        self.block = Some(HeaderBlock {
             stream_id: h.stream_id,
             end_stream: h.end_stream,
             self_dependent,
@@ -615,10 +615,10 @@ impl Connection {
     }
 
     /// Counts one more acknowledgement owed before it is written: the one beyond the limit is
-    /// answered with the GOAWAY alone, so at most `max_pending_acks` are queued per flush.
+    /// answered with the GOAWAY alone, so at most `max_queued_acks` are queued per flush.
     fn owe_ack(&mut self) -> Result<(), Error> {
-        self.pending_acks += 1;
-        if self.pending_acks > self.cfg.max_pending_acks {
+        self.queued_acks += 1;
+        if self.queued_acks > self.cfg.max_queued_acks {
             self.stats.defences.ack_flood += 1;
             return Err(conn(
                 ErrorCode::ENHANCE_YOUR_CALM,

@@ -325,7 +325,7 @@ pub fn random_config(rng: &mut Rng, valid: bool) -> Config {
     c.max_header_list_size = tight(rng, c.max_header_list_size, &[1, 100, 1024]);
     c.max_continuation_frames = tight(rng, c.max_continuation_frames, &[0, 1, 3]);
     c.max_header_block_size = tight(rng, c.max_header_block_size, &[1, 100, 4096]);
-    c.max_pending_acks = tight(rng, c.max_pending_acks, &[1, 3]);
+    c.max_queued_acks = tight(rng, c.max_queued_acks, &[1, 3]);
     c.max_settings_entries = tight(rng, c.max_settings_entries, &[1, 4]);
     let rate = |rng: &mut Rng, d: h2flow_core::Rate| {
         if rng.chance(12) {
