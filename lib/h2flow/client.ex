@@ -210,13 +210,19 @@ defmodule H2Flow.Client do
   end
 
   @doc """
-  Reads the next piece of a streamed response's body: what arrived since the last read (at
-  least one byte), waiting for it if nothing did. `{:ok, data, response}` once the body has
-  ended (with `response.trailers`), `{:more, data, response}` before.
+  Reads the next piece of a streamed response's body (at least one byte), waiting for it if
+  nothing arrived. Everything that arrived since the last call to the connection is taken (and
+  credited to the server) at once, one binary per socket read it came in; `read_body/2` returns
+  them in turn, the later ones without asking the connection again. `{:ok, data, response}`
+  with the last piece once the body has ended (with `response.trailers`), `{:more, data,
+  response}` before.
   """
   @spec read_body(Response.t(), keyword()) ::
           {:more, binary(), Response.t()} | {:ok, binary(), Response.t()} | {:error, reason()}
   def read_body(response, opts \\ [])
+
+  def read_body(%Response{pending: [_ | _] = pending} = resp, _opts),
+    do: next_piece(pending, resp)
 
   def read_body(%Response{done: true} = resp, _opts), do: {:ok, "", resp}
 
@@ -225,16 +231,24 @@ defmodule H2Flow.Client do
 
     case await(resp.client, ref, Keyword.get(opts, :timeout, @default_timeout)) do
       {:more, data} ->
-        {:more, IO.iodata_to_binary(data), resp}
+        next_piece(pieces(data), resp)
 
       {:fin, data, trailers} ->
         Process.demonitor(ref, [:flush])
-        {:ok, IO.iodata_to_binary(data), %{resp | trailers: trailers, done: true}}
+        next_piece(pieces(data), %{resp | trailers: trailers, done: true})
 
       {:error, _} = error ->
         error
     end
   end
+
+  # The pieces as the connection handed them over: one binary per socket read, in a list nested
+  # as it grew (H2Flow.Client.Connection); none is joined or copied.
+  defp pieces(data), do: data |> :lists.flatten() |> Enum.reject(&(&1 == ""))
+
+  defp next_piece([], %Response{done: true} = resp), do: {:ok, "", %{resp | pending: []}}
+  defp next_piece([piece], %Response{done: true} = resp), do: {:ok, piece, %{resp | pending: []}}
+  defp next_piece([piece | rest], resp), do: {:more, piece, %{resp | pending: rest}}
 
   @doc "Abandons a streamed response: RST_STREAM CANCEL, and what the connection held is freed."
   @spec cancel(Response.t()) :: :ok
@@ -280,7 +294,7 @@ defmodule H2Flow.Client do
 
       {:done, {:ok, %{body: body} = response}} when mode != :stream ->
         Process.demonitor(ref, [:flush])
-        {:ok, %{response | body: IO.iodata_to_binary(body)}}
+        {:ok, %{response | body: join(body)}}
 
       {:done, {:error, {:invalid_request, message}}} ->
         Process.demonitor(ref, [:flush])
@@ -328,6 +342,11 @@ defmodule H2Flow.Client do
         await(pid, ref, timeout)
     end
   end
+
+  # A body as the connection hands it over: one binary per socket read, in a list nested as it
+  # grew; one alone (a caller that keeps up) is returned as it is.
+  defp join([[], data]) when is_binary(data), do: data
+  defp join(data), do: IO.iodata_to_binary(data)
 
   defp command(nil, _ref, _command), do: :ok
   defp command(pid, ref, command), do: send(pid, {:"$h2flow_client", self(), ref, command})

@@ -52,7 +52,9 @@ defmodule H2Flow.Engine do
       bytes for the stream's application (a sub-binary of the input when large). They count
       against the windows until handed over to a read (`read/3`); an empty binary with
       `end_stream? = true` marks the end. In the client role, the payloads of consecutive DATA
-      frames of one stream come as one event, with a list of binaries.
+      frames of one stream come as one event, with a list of binaries, those of 256 bytes or
+      more sub-binaries of the input whatever their size (join or copy what you keep:
+      `H2Flow.Client` joins each read's pieces of a stream into one binary).
     * `{:read_done, stream_id, :fin | :more}`: the stream's registered read completed: the
       body ended, or the read was handed its length.
     * `{:trailers, stream_id, headers}`: trailer fields; the body ended.

@@ -57,11 +57,13 @@ defmodule H2Flow.ClientFlowTest do
     eventually(fn -> H2Flow.stats(server).queued_send_bytes > 0 end)
     assert_bounded(client, pid, window, 0)
 
-    # Each read hands over what is there and credits it; the server sends as much again, and
-    # no more while the caller does not read.
+    # Each read hands over what is there and credits it (read_body/2 returns it one socket
+    # read at a time: the rest is pending in the response); the server sends as much again,
+    # and no more while the caller does not read.
     resp =
       Enum.reduce(1..3, resp, fn round, resp ->
         {:more, data, resp} = Client.read_body(resp)
+        {data, resp} = take_pending(data, resp)
         assert byte_size(data) == window
         eventually(fn -> Client.stats(client).buffered_bytes == window end)
         assert_bounded(client, pid, window, round)
@@ -72,6 +74,38 @@ defmodule H2Flow.ClientFlowTest do
     eventually(fn -> H2Flow.stats(server).open_streams == 0 end)
     assert Client.stats(client).buffered_bytes == 0
     assert {:ok, %{status: 200}} = Client.request(client, "GET", "/sleep/0")
+  end
+
+  test "a streamed body comes one socket read at a time, each piece its own binary" do
+    server = H2Flow.Test.server!(handler: ClientHandler)
+    client = H2Flow.Test.connect!(server)
+    size = 8 * 1024 * 1024
+    {:ok, resp} = Client.stream(client, "GET", "/bytes/#{size}")
+
+    pieces =
+      Stream.unfold(resp, fn
+        nil ->
+          nil
+
+        resp ->
+          case Client.read_body(resp) do
+            {:more, piece, resp} -> {piece, resp}
+            {:ok, piece, _resp} -> {piece, nil}
+          end
+      end)
+      |> Enum.to_list()
+
+    assert pieces |> Enum.map(&byte_size/1) |> Enum.sum() == size
+    # No piece is larger than a read, and none keeps more than four times its size alive.
+    assert Enum.all?(pieces, &(byte_size(&1) in 1..262_144))
+    assert Enum.all?(pieces, &(:binary.referenced_byte_size(&1) <= 4 * byte_size(&1)))
+  end
+
+  defp take_pending(data, %{pending: []} = resp), do: {data, resp}
+
+  defp take_pending(data, resp) do
+    {:more, piece, resp} = Client.read_body(resp)
+    take_pending(data <> piece, resp)
   end
 
   defp assert_bounded(client, pid, window, reads) do

@@ -1,10 +1,11 @@
 defmodule H2Flow.Client.Connection do
   @moduledoc false
   # The socket shell of one client connection: connects (TCP, or TLS with ALPN h2), writes the
-  # preface and waits for the server's SETTINGS, then reads with {active, N}, handles every
-  # message that is ready (socket data, callers' commands) before it flushes the engine and
-  # writes once, checks the engine's timeouts, and closes. Requests are
-  # H2Flow.Client.Requests' business; windows and buffers are the engine's.
+  # preface and waits for the server's SETTINGS, then reads (with {active, once} to wait, and
+  # straight on while the socket has more), handles every message that is ready (socket data,
+  # callers' commands) before it flushes the engine and writes once, checks the engine's
+  # timeouts, and closes. Requests are H2Flow.Client.Requests' business; windows and buffers
+  # are the engine's.
 
   use GenServer, restart: :temporary
 
@@ -13,8 +14,6 @@ defmodule H2Flow.Client.Connection do
   alias H2Flow.Client.Requests
   alias H2Flow.Engine
 
-  # Socket messages delivered before we re-arm {active, N}: bounds the mailbox to N reads.
-  @active_n 8
   # Flush at the latest after this many messages, even if more are waiting.
   @max_batch 64
   # How often the engine's timeouts (SETTINGS acknowledgement, send stalls) are checked.
@@ -28,6 +27,8 @@ defmodule H2Flow.Client.Connection do
     :config,
     :owner,
     batch: 0,
+    # The socket is passive (a read arrived since the last {active, once}): flush/1 reads on.
+    passive: false,
     writes: 0,
     # A GOAWAY was sent or received: the connection ends once nothing is open.
     closing: false
@@ -78,7 +79,7 @@ defmodule H2Flow.Client.Connection do
          :ok <- c.transport.send(sock, Engine.flush(engine)),
          :ok <- await_settings(c.transport, sock, engine, deadline),
          :ok <- c.transport.send(sock, Engine.flush(engine)),
-         :ok <- c.transport.setopts(sock, active: @active_n, buffer: c.read_buffer) do
+         :ok <- c.transport.setopts(sock, active: :once, buffer: c.read_buffer) do
       {:ok, sock}
     end
   end
@@ -133,22 +134,8 @@ defmodule H2Flow.Client.Connection do
   # --- messages --------------------------------------------------------------------------
 
   @impl true
-  def handle_info({tag, _sock, data}, s) when tag in [:tcp, :ssl] do
-    case Engine.recv(s.engine, data) do
-      {:ok, events} ->
-        s |> events(events) |> continue()
-
-      {:error, reason} ->
-        Logger.debug(fn -> "h2flow client: connection error: #{inspect(reason)}" end)
-        s = write(s, Engine.flush(s.engine))
-        stop(s, reason)
-    end
-  end
-
-  def handle_info({tag, sock}, s) when tag in [:tcp_passive, :ssl_passive] do
-    _ = s.transport.setopts(sock, active: @active_n)
-    {:noreply, s, 0}
-  end
+  def handle_info({tag, _sock, data}, s) when tag in [:tcp, :ssl],
+    do: received(%{s | passive: true}, data)
 
   def handle_info({tag, _sock}, s) when tag in [:tcp_closed, :ssl_closed], do: stop(s, :closed)
 
@@ -198,7 +185,58 @@ defmodule H2Flow.Client.Connection do
     s.transport.close(s.socket)
   end
 
-  # --- batching and writing --------------------------------------------------------------
+  # --- reading, batching and writing -----------------------------------------------------
+
+  defp received(s, data) do
+    case Engine.recv(s.engine, data) do
+      {:ok, events} ->
+        s |> events(own_data(events)) |> continue()
+
+      {:error, reason} ->
+        Logger.debug(fn -> "h2flow client: connection error: #{inspect(reason)}" end)
+        s = write(s, Engine.flush(s.engine))
+        stop(s, reason)
+    end
+  end
+
+  # Once the mailbox is handled, what else the socket holds is read at once (at most
+  # :read_buffer bytes a read, nothing queued in the mailbox); only an empty socket is left to
+  # {active, once}, which costs a round through the VM's poll thread.
+  defp read_on(s) do
+    case s.transport.recv(s.socket, 0, 0) do
+      {:ok, data} ->
+        received(s, data)
+
+      {:error, :timeout} ->
+        _ = s.transport.setopts(s.socket, active: :once)
+        {:noreply, %{s | passive: false}}
+
+      {:error, _reason} ->
+        stop(s, :closed)
+    end
+  end
+
+  # The engine reports DATA in the client role as sub-binaries of the socket read: each run of
+  # a stream's DATA in a read becomes one binary here, so that nothing keeps a read alive (a
+  # piece of at least a quarter of its read may stay a sub-binary, as the server's rule has it)
+  # and a caller that keeps up gets one binary it need not join. The runs of one stream that
+  # the 64 KiB NIF calls cut apart are joined too.
+  defp own_data([{:data, id, a, false}, {:data, id, b, fin} | rest]),
+    do: own_data([{:data, id, [a | b], fin} | rest])
+
+  defp own_data([{:data, id, pieces, fin} | rest]),
+    do: [{:data, id, [own(pieces)], fin} | own_data(rest)]
+
+  defp own_data([event | rest]), do: [event | own_data(rest)]
+  defp own_data([]), do: []
+
+  defp own([piece]) when is_binary(piece) do
+    if byte_size(piece) * 4 >= :binary.referenced_byte_size(piece),
+      do: piece,
+      else: :binary.copy(piece)
+  end
+
+  defp own(pieces), do: IO.iodata_to_binary(pieces)
 
   defp events(s, events) do
     requests = Enum.reduce(events, s.requests, &Requests.event(&2, &1))
@@ -215,9 +253,11 @@ defmodule H2Flow.Client.Connection do
   defp flush(s) do
     s = write(%{s | batch: 0}, Engine.flush(s.engine))
 
-    if s.closing and Requests.empty?(s.requests) and Engine.info(s.engine).done,
-      do: stop(s, :closed),
-      else: {:noreply, s}
+    cond do
+      s.closing and Requests.empty?(s.requests) and Engine.info(s.engine).done -> stop(s, :closed)
+      s.passive -> read_on(s)
+      true -> {:noreply, s}
+    end
   end
 
   defp write(s, ""), do: s

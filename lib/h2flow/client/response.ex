@@ -8,11 +8,13 @@ defmodule H2Flow.Client.Response do
       {:more, first_piece, response} = H2Flow.Client.read_body(response)
       :ok = H2Flow.Client.cancel(response)
 
-  `trailers` are set once `read_body/2` returned `{:ok, data, response}`.
+  `trailers` are set once `read_body/2` returned `{:ok, data, response}`. `pending` holds the
+  pieces of the body that were taken from the connection and that `read_body/2` has not
+  returned yet.
   """
 
   @enforce_keys [:status, :headers, :client, :ref]
-  defstruct [:status, :headers, :client, :ref, trailers: [], done: false]
+  defstruct [:status, :headers, :client, :ref, trailers: [], done: false, pending: []]
 
   @type t :: %__MODULE__{
           status: 100..599,
@@ -20,6 +22,7 @@ defmodule H2Flow.Client.Response do
           trailers: [{binary(), binary()}],
           client: H2Flow.Client.t(),
           ref: reference(),
-          done: boolean()
+          done: boolean(),
+          pending: [binary()]
         }
 end

@@ -252,7 +252,11 @@ fn engine_recv<'a>(
 
 /// The client role's events: consecutive DATA payloads of one stream come as one
 /// `{:data, stream_id, [binary], end_stream?}` (a download's frames, four to a read, cost the
-/// connection process one event instead of four).
+/// connection process one event instead of four). Payloads of 256 bytes or more are sub-binaries
+/// of the input whatever their share of the socket read: the client's connection process joins
+/// a read's pieces of a stream into one binary before it keeps them
+/// (`H2Flow.Client.Connection`), so a download's bytes are copied once, not once here and
+/// again when the caller joins its pieces.
 fn client_events<'a>(
     env: Env<'a>,
     input: &Binary<'a>,
@@ -263,7 +267,12 @@ fn client_events<'a>(
     let mut run: Option<(u32, Vec<Term<'a>>, bool)> = None;
     for e in events {
         if let Event::Data { stream_id, data, end_stream } = &e {
-            let piece = payload(env, input, referenced, data)?;
+            let piece = match data {
+                Payload::Input { start, len } if *len >= 256 => {
+                    input.make_subbinary(*start, *len)?.to_term(env)
+                }
+                _ => payload(env, input, referenced, data)?,
+            };
             match run.as_mut() {
                 Some((id, pieces, fin)) if id == stream_id && !*fin => {
                     pieces.push(piece);
