@@ -46,7 +46,8 @@ defmodule Bench.Nghttpd do
   defp wait(_port, 0), do: raise("nghttpd did not start")
 
   defp wait(port, n) do
-    case :gen_tcp.connect({127, 0, 0, 1}, port, [], 100) do
+    # Passive: nghttpd sends its SETTINGS at once, which must not reach the mailbox (Mint reads it).
+    case :gen_tcp.connect({127, 0, 0, 1}, port, [active: false], 100) do
       {:ok, s} -> :gen_tcp.close(s)
       _ -> Process.sleep(50) && wait(port, n - 1)
     end
