@@ -77,6 +77,7 @@ defmodule H2Flow.Req do
     :cert,
     :tls_info,
     :content_length,
+    version: :"HTTP/2",
     headers: %{},
     has_body: false,
     body_state: :unread,
@@ -93,6 +94,7 @@ defmodule H2Flow.Req do
           conn: pid(),
           stream_id: pos_integer(),
           method: binary(),
+          version: version(),
           scheme: binary(),
           authority: binary(),
           path: binary(),
@@ -110,6 +112,8 @@ defmodule H2Flow.Req do
         }
 
   @type headers :: %{optional(binary()) => iodata()} | [{binary(), iodata()}]
+  @typedoc "The HTTP version a request came in."
+  @type version :: :"HTTP/1.0" | :"HTTP/1.1" | :"HTTP/2"
   @type status :: 200..599 | binary()
 
   @default_length 8_000_000
@@ -118,6 +122,13 @@ defmodule H2Flow.Req do
   @doc "The request method, e.g. `\"GET\"`."
   @spec method(t()) :: binary()
   def method(%__MODULE__{method: m}), do: m
+
+  @doc """
+  The HTTP version of the request: `:"HTTP/2"`, `:"HTTP/1.1"` or `:"HTTP/1.0"` (an h2c upgrade's
+  request is `:"HTTP/2"`: it is answered over HTTP/2).
+  """
+  @spec version(t()) :: version()
+  def version(%__MODULE__{version: v}), do: v
 
   @doc "The scheme, `\"http\"` or `\"https\"` (from `:scheme`)."
   @spec scheme(t()) :: binary()
@@ -172,7 +183,10 @@ defmodule H2Flow.Req do
   @spec tls_info(t()) :: keyword() | nil
   def tls_info(%__MODULE__{tls_info: info}), do: info
 
-  @doc "The HTTP/2 stream identifier of the request."
+  @doc """
+  The HTTP/2 stream identifier of the request; over HTTP/1.1, the request's number on its
+  connection (from 1, in arrival order).
+  """
   @spec stream_id(t()) :: pos_integer()
   def stream_id(%__MODULE__{stream_id: id}), do: id
 

@@ -165,8 +165,8 @@ defmodule H2Flow.TLSConfigTest do
                H2Flow.stats(server)
     end
 
-    test "a client without ALPN gets the plain-text answer; not a TLS failure" do
-      server = tls_server!(H2Flow.TLS.self_signed())
+    test "a client without ALPN gets the plain-text answer without HTTP/1.1; not a TLS failure" do
+      server = tls_server!(H2Flow.TLS.self_signed(), http_versions: [:http2])
 
       {:ok, s} =
         :ssl.connect(
