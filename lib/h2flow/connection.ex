@@ -277,7 +277,7 @@ defmodule H2Flow.Connection do
     s = %{s | batch_bytes: s.batch_bytes + byte_size(data)}
 
     case s.proto.recv(s, data) do
-      {:ok, s} -> continue(s)
+      {:ok, s} -> continue(reading(s))
       {:close, reason, s} -> close(reason, s)
     end
   end

@@ -41,7 +41,7 @@ defmodule H2Flow.HTTP1.EngineTest do
             [{:request, 1, "POST", _, _, "/up", "", nil, _, false, _}, {:data, 1, "abc", false}]} =
              H1.recv(e, head <> "6\r\nabc")
 
-    assert {:ok, [{:data, 1, "defghijkl", false}]} = H1.recv(e, "def\r\n6\r\nghijkl\r\n")
+    assert {:wait, [{:data, 1, "defghijkl", false}]} = H1.recv(e, "def\r\n6\r\nghijkl\r\n")
     assert %{buffered_bytes: 12, wants_input: false} = H1.info(e)
     assert {_, [], :wait} = H1.flush(e)
     assert H1.read(e, 1, 1_000) == :wait
@@ -85,7 +85,8 @@ defmodule H2Flow.HTTP1.EngineTest do
   test "pipelined requests beyond the limit come out of a later flush, answered in order" do
     e = new(max_pipelined: 1)
 
-    assert {:ok, [{:request, 1, _, _, _, "/1", _, _, _, true, _}]} =
+    # Request 2 is held back: the engine wants no more input.
+    assert {:wait, [{:request, 1, _, _, _, "/1", _, _, _, true, _}]} =
              H1.recv(e, get("/1") <> get("/2"))
 
     assert %{wants_input: false, held_bytes: 28} = H1.info(e)
@@ -181,7 +182,7 @@ defmodule H2Flow.HTTP1.EngineTest do
       "POST /up HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n" <>
         "HTTP2-Settings: #{settings}\r\nContent-Length: 4\r\n\r\nbody" <> preface
 
-    assert {:ok, [{:upgrade, [{4, 100_000}], headers, "body", ^preface} = upgrade]} =
+    assert {:wait, [{:upgrade, [{4, 100_000}], headers, "body", ^preface} = upgrade]} =
              H1.recv(e, wire)
 
     assert {":authority", "a"} in headers

@@ -29,6 +29,11 @@ defmodule H2Flow.Connection.HTTP1 do
       {:ok, events} ->
         events(s, events)
 
+      # The engine holds :max_body_buffer unread bytes (or :max_pipelined requests): the
+      # shell stops reading now, not at the end of the burst.
+      {:wait, events} ->
+        events(%{s | want_read: false}, events)
+
       {:error, {:rejected, _status, _kind, _message} = rejected, events} ->
         # The engine answers it after the responses before it, and reads no more: the
         # connection closes once that is written.

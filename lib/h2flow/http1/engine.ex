@@ -107,7 +107,9 @@ defmodule H2Flow.HTTP1.Engine do
   def new(opts) when is_list(opts), do: opts |> validate!() |> Native.h1_new()
   def new(%{} = config), do: Native.h1_new(config)
 
-  @spec recv(t(), binary()) :: {:ok, [event()]} | {:error, rejection(), [event()]}
+  # {:wait, events}: the engine wants no more input for now (do not read the socket).
+  @spec recv(t(), binary()) ::
+          {:ok | :wait, [event()]} | {:error, rejection(), [event()]}
   def recv(engine, bytes) when byte_size(bytes) <= @chunk do
     Native.h1_recv(engine, bytes, :binary.referenced_byte_size(bytes))
   end
@@ -118,15 +120,15 @@ defmodule H2Flow.HTTP1.Engine do
   defp recv_chunks(engine, <<chunk::binary-size(@chunk), rest::binary>>, size, acc)
        when rest != "" do
     case Native.h1_recv(engine, chunk, size) do
-      {:ok, events} -> recv_chunks(engine, rest, size, [events | acc])
       {:error, reason, events} -> {:error, reason, joined([events | acc])}
+      {_ok_or_wait, events} -> recv_chunks(engine, rest, size, [events | acc])
     end
   end
 
   defp recv_chunks(engine, last, size, acc) do
     case Native.h1_recv(engine, last, size) do
-      {:ok, events} -> {:ok, joined([events | acc])}
       {:error, reason, events} -> {:error, reason, joined([events | acc])}
+      {ok_or_wait, events} -> {ok_or_wait, joined([events | acc])}
     end
   end
 

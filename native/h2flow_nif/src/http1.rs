@@ -176,7 +176,8 @@ fn empty<'a>(env: Env<'a>) -> Binary<'a> {
 }
 
 /// Feeds received bytes (the caller bounds each call to 64 KiB; `referenced` is the size of
-/// the socket read they are part of): `{:ok, events}`, or `{:error, {:rejected, status, kind,
+/// the socket read they are part of): `{:ok, events}`, `{:wait, events}` when the engine wants
+/// no more input for now (stop reading the socket), or `{:error, {:rejected, status, kind,
 /// message}, events}` when a request was refused (the answer is queued for `h1_flush`).
 #[rustler::nif]
 fn h1_recv<'a>(
@@ -190,7 +191,8 @@ fn h1_recv<'a>(
     let result = conn.recv(input.as_slice(), Instant::now());
     let events = events(env, &input, referenced, conn)?;
     Ok(match result {
-        Ok(()) => (terms::ok(), events).encode(env),
+        Ok(()) if conn.wants_input() => (terms::ok(), events).encode(env),
+        Ok(()) => (terms::wait(), events).encode(env),
         Err(r) => (terms::error(), rejection(env, &r)?, events).encode(env),
     })
 }
