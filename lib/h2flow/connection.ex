@@ -84,28 +84,8 @@ defmodule H2Flow.Connection do
 
   # Crash reports and :sys.get_status/1 show the connection without the socket's data, any
   # request body, or the configuration (TLS options may hold a private key).
-  # gen_server's format_status/1 (OTP 25), which Elixir 1.14's GenServer does not declare.
   @doc false
-  def format_status(status) do
-    Map.new(status, fn
-      {:state, %__MODULE__{} = s} -> {:state, redacted(s)}
-      {:message, {tag, sock, data}} when is_binary(data) -> {:message, {tag, sock, :redacted}}
-      {:message, _} -> {:message, :redacted}
-      # A crash's reason and stack (a BIF's arguments among them) may hold request bytes.
-      {:reason, reason} -> {:reason, H2Flow.Stream.redact(reason)}
-      {:log, log} -> {:log, H2Flow.Stream.redact(log)}
-      other -> other
-    end)
-  end
-
-  defp redacted(s) do
-    %{
-      phase: s.phase,
-      proto: s.proto,
-      peer: s.streams && Streams.peer(s.streams),
-      counters: s.counters
-    }
-  end
+  def format_status(status), do: Report.format_status(status)
 
   # --- socket lifecycle ------------------------------------------------------------------
 

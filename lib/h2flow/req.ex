@@ -302,8 +302,8 @@ defmodule H2Flow.Req do
 
   def reply(status, headers, body, %__MODULE__{resp: :none} = req) do
     body = IO.iodata_to_binary(body)
-    status = status_binary(status)
-    headers = response_headers(status, headers, body)
+    status = Fields.status(status)
+    headers = Fields.response(status, headers, body)
     cast(req, {:reply, status, headers, body})
     %{req | resp: :sent}
   end
@@ -324,7 +324,7 @@ defmodule H2Flow.Req do
   def stream_reply(status, headers \\ %{}, req)
 
   def stream_reply(status, headers, %__MODULE__{resp: :none} = req) do
-    cast(req, {:stream_reply, status_binary(status), Fields.normalize(headers)})
+    cast(req, {:stream_reply, Fields.status(status), Fields.normalize(headers)})
     %{req | resp: :streaming}
   end
 
@@ -384,30 +384,6 @@ defmodule H2Flow.Req do
   @spec reset(t(), H2Flow.Engine.error_code()) :: :ok
   def reset(%__MODULE__{} = req, code \\ :cancel) do
     cast(req, {:reset, code})
-  end
-
-  # A final status: 1xx responses are not something reply/4 or stream_reply/3 can send.
-  defp status_binary(status) when is_integer(status) and status in 200..599,
-    do: Integer.to_string(status)
-
-  defp status_binary(<<a, b, c>> = status) when a in ?2..?5 and b in ?0..?9 and c in ?0..?9,
-    do: status
-
-  defp status_binary(<<a, b, c, " ", _reason::binary>>)
-       when a in ?2..?5 and b in ?0..?9 and c in ?0..?9,
-       do: <<a, b, c>>
-
-  defp status_binary(status),
-    do: raise(ArgumentError, "invalid status #{inspect(status)}: a final status is 200..599")
-
-  # No content-length is made up for 204 (RFC 9110 8.6 forbids it) or 304 (where it would
-  # have to be the length of the representation, not of this empty body).
-  defp response_headers(status, headers, body) do
-    headers = Fields.normalize(headers)
-
-    if status in ["204", "304"] or List.keymember?(headers, "content-length", 0),
-      do: headers,
-      else: [{"content-length", Integer.to_string(byte_size(body))} | headers]
   end
 
   # The connection answers calls with {ref, reply}. Its handlers are linked to it; another

@@ -11,6 +11,27 @@ defmodule H2Flow.Connection.Report do
   alias H2Flow.HTTP1.Engine, as: H1
   alias H2Flow.Server.Counters
 
+  @doc """
+  What crash reports and `:sys.get_status/1` show of a connection: no socket data, no request
+  body, no configuration (TLS options may hold a private key). gen_server's format_status/1
+  (OTP 25), which Elixir 1.14's GenServer does not declare.
+  """
+  def format_status(status) do
+    Map.new(status, fn
+      {:state, %{} = s} -> {:state, redacted(s)}
+      {:message, {tag, sock, data}} when is_binary(data) -> {:message, {tag, sock, :redacted}}
+      {:message, _} -> {:message, :redacted}
+      # A crash's reason and stack (a BIF's arguments among them) may hold request bytes.
+      {:reason, reason} -> {:reason, H2Flow.Stream.redact(reason)}
+      {:log, log} -> {:log, H2Flow.Stream.redact(log)}
+      other -> other
+    end)
+  end
+
+  defp redacted(s) do
+    %{phase: s.phase, proto: s.proto, peer: s.conn && s.conn.peer, counters: s.counters}
+  end
+
   @doc "The connection's own counters, at zero."
   def zero do
     %{
