@@ -172,7 +172,13 @@ defmodule H2Flow.BrowserTest do
              "protocol" => "http/1.1",
              "server_peak_in_flight" => peak,
              "connections_used" => connections
-           } = Demo.last_report(demo, "slow")
+           } = report = Demo.last_report(demo, "slow")
+
+    IO.puts(
+      "\n[browser] Chromium over HTTP/1.1: #{n} fetches of /slow?ms=300 in " <>
+        "#{report["duration_ms"]} ms, peak #{peak} in flight on #{connections} connections; " <>
+        "16 MiB upload in #{Demo.last_report(demo, "upload")["duration_ms"]} ms"
+    )
 
     # One request at a time per connection: Chromium opens at most 6 per host over HTTP/1.1,
     # and spreads the fetches over them.
