@@ -60,6 +60,8 @@ defmodule H2Flow.Connection do
     # The socket is armed ({active, N}); `want_read`: the engine wants input.
     reading: true,
     want_read: true,
+    # After an h2c upgrade, HTTP/2 output waits for the client's preface (see HTTP2.flush/1).
+    await_preface: false,
     stop_reason: nil,
     counters: Report.zero()
   ]

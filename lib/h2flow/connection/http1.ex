@@ -119,7 +119,8 @@ defmodule H2Flow.Connection.HTTP1 do
 
     case H1.http2_engine(upgrade, s.config.engine) do
       {:ok, engine, events} ->
-        s = s |> HTTP2.adopt(engine) |> HTTP2.events(events) |> HTTP2.start_pending()
+        s = HTTP2.adopt(s, engine)
+        s = %{s | await_preface: true} |> HTTP2.events(events) |> HTTP2.start_pending()
         if rest == "", do: {:ok, s}, else: HTTP2.recv(s, rest)
 
       {:error, message} ->

@@ -48,6 +48,17 @@ defmodule H2Flow.Connection.HTTP2 do
 
   def start_pending(s), do: %{s | streams: Streams.start_pending(s.streams)}
 
+  # After `101 Switching Protocols` nothing more is written until the client's preface is in:
+  # a client may read the 101 with what follows it in one buffer of its own, and curl 7.88
+  # gives up when more than 32 KiB follows ("connection buffer size is too small to store
+  # data following HTTP Upgrade response header"). Stream 1's response waits in the engine,
+  # within its send queues; the client sends its preface as soon as it has the 101.
+  def flush(%{await_preface: true} = s) do
+    if Engine.info(s.engine).frames_received == 0,
+      do: {:ok, %{s | streams: Streams.report(s.streams)}},
+      else: flush(%{s | await_preface: false})
+  end
+
   def flush(s) do
     s = %{s | streams: Streams.report(s.streams)}
     s = Connection.write(s, Report.flush(s))
