@@ -345,6 +345,42 @@ defmodule H2Flow.HTTP1ServerTest do
       assert out =~ ~r/\AHTTP\/1.1 200 OK\r\n/
       assert String.ends_with?(out, "4\r\npart\r\n"), "no last chunk: the client sees it was cut"
     end
+
+    test "Connection: close: the client gets the close at once; a handler still running after " <>
+           "its answer finishes" do
+      test = self()
+
+      {server, port} =
+        start_server!(fn req ->
+          req = Req.reply(200, %{}, "answered", req)
+          # Still running after the answer: the connection has nothing more to say.
+          receive do
+            :go -> send(test, :finished)
+          end
+
+          req
+        end)
+
+      c =
+        H1Client.send!(
+          H1Client.connect!(port),
+          H1Client.request("GET", "/", [{"connection", "close"}])
+        )
+
+      {r, c} = H1Client.recv_response!(c)
+      assert r.body == "answered"
+      assert H1Client.closed?(c)
+
+      [pid] =
+        eventually(fn ->
+          match?([_], handlers(connection!(server))) && handlers(connection!(server))
+        end)
+
+      send(pid, :go)
+      assert_receive :finished
+      eventually(fn -> H2Flow.stats(server).connections == 0 end)
+      assert %{handlers_stopped: 0, handler_crashes: 0} = H2Flow.stats(server)
+    end
   end
 
   describe "back-pressure" do
