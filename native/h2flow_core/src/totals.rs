@@ -286,6 +286,7 @@ pub fn snapshot_http1(conn: &crate::http1::Connection) -> Values {
         s.peak_queued,
     ];
     let mut v = [0u64; LEN];
+    // ok: constant ranges within LEN, of the lengths of `named` and `rejected`.
     v[HTTP1..HTTP1_REJECTED].copy_from_slice(&named);
     v[HTTP1_REJECTED..HTTP1_REJECTED + Reject::COUNT].copy_from_slice(&s.rejected);
     v
