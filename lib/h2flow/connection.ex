@@ -23,24 +23,22 @@ defmodule H2Flow.Connection do
   # ... or once this many bytes were read since the last flush: what one flush answers (PING
   # and SETTINGS acknowledgements, say) stays bounded whatever :read_buffer is.
   @max_batch_bytes 1_048_576
-  # After our last bytes (a GOAWAY, an HTTP/1.1 answer) we stop writing and keep reading and
-  # discarding for at most this long before closing: a socket closed with unread input makes
-  # the kernel send a TCP RST, and the RST discards what we wrote that the peer has not read
-  # yet, our last answer first of all.
+  # After our last bytes we stop writing and read and discard for at most this long before
+  # closing: a socket closed with unread input sends a TCP RST, which discards what the peer
+  # has not read yet, our last answer first of all.
   @linger 1_000
 
   defstruct [
     :socket,
     :transport,
     :config,
-    # The protocol module (nil until the protocol is known), its engine, the streams.
+    # The protocol module (nil until known), its engine, the streams; the connection's place
+    # in the server's totals (from accept to close); what its requests share (peer, local
+    # address, TLS details) and the protocol ALPN chose, once the handshake is done.
     :proto,
     :engine,
     :streams,
-    # The connection's place in the server's totals (counted from accept to close).
     :presence,
-    # What every request of the connection shares (peer, local address, TLS details), and the
-    # protocol ALPN chose, once the handshake is done.
     :conn,
     :alpn,
     :started_at,
@@ -55,8 +53,10 @@ defmodule H2Flow.Connection do
     seen: 0,
     # Nothing more is said: a GOAWAY (or the protocol's last answer) went out.
     goaway: false,
-    # The write side is shut (the protocol has said everything; handlers may still finish).
+    # The write side is shut (the protocol has said everything; handlers may still finish),
+    # and the peer closed meanwhile.
     write_shut: false,
+    peer_closed: false,
     # The socket is armed ({active, N}); `want_read`: the engine wants input.
     reading: true,
     want_read: true,
@@ -161,6 +161,11 @@ defmodule H2Flow.Connection do
       {:noreply, %{s | reading: false}, 0}
     end
   end
+
+  # Once everything was answered and said (HTTP/1.1, finishing), the client's close is
+  # expected: the handlers still running after their answers get their @linger.
+  def handle_info({tag, _sock}, %{write_shut: true} = s) when tag in [:tcp_closed, :ssl_closed],
+    do: {:noreply, %{s | peer_closed: true}}
 
   def handle_info({tag, _sock}, s) when tag in [:tcp_closed, :ssl_closed] do
     {:stop, {:shutdown, :closed}, s}
@@ -299,10 +304,12 @@ defmodule H2Flow.Connection do
 
   # The protocol has said everything but handlers are still finishing (HTTP/1.1 after its last
   # response): the client gets the end of the connection now; they get @linger.
-  defp finishing(%{write_shut: true} = s), do: {:noreply, s}
+  defp finishing(%{write_shut: true} = s), do: {:noreply, reading(%{s | want_read: true})}
 
   defp finishing(s) do
     _ = s.transport.shutdown_write(s.socket)
+    # Read and discard meanwhile, as when lingering (a close with unread input resets).
+    s = %{s | want_read: true} |> reading()
     Process.send_after(self(), :finish_expired, @linger)
     {:noreply, %{s | write_shut: true, goaway: true}}
   end
@@ -359,13 +366,17 @@ defmodule H2Flow.Connection do
   end
 
   # Closes after our last words, lingering (see @linger).
+  defp close(reason, %{peer_closed: true} = s), do: {:stop, reason, stop_handlers(s)}
+
   defp close(reason, s) do
     s = s |> last_words(reason) |> stop_handlers()
 
     case s.write_shut || s.transport.shutdown_write(s.socket) do
       ok when ok in [true, :ok] ->
+        # Lingering reads and discards, also where the engine had stopped reading.
+        _ = s.reading || s.transport.setopts(s.socket, active: @active_n)
         Process.send_after(self(), :linger_expired, @linger)
-        {:noreply, %{s | phase: :closing, stop_reason: reason}}
+        {:noreply, %{s | phase: :closing, stop_reason: reason, reading: true}}
 
       {:error, _} ->
         {:stop, reason, s}

@@ -138,6 +138,22 @@ defmodule H2Flow.HTTP1DefencesTest do
     assert stat(server, :handlers_started) < length(@cases)
   end
 
+  test "a client still sending after a refusal reads the answer, not a reset" do
+    {_server, port} = start!()
+    c = H1Client.connect!(port)
+    head = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"
+    c = H1Client.send!(c, head)
+    # The answer is on its way; the client goes on sending what it meant as the body.
+    for _ <- 1..20, do: :gen_tcp.send(c.socket, :binary.copy("b", 16_384))
+
+    assert H1Client.read_to_close(c) ==
+             refusal(
+               400,
+               "Bad Request",
+               "Content-Length values that differ (RFC 9110 8.6; request smuggling, RFC 9112 11.2)"
+             )
+  end
+
   test "identical Content-Lengths (as fields or a list) are one value: served" do
     {_server, port} = start!()
 
