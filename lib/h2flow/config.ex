@@ -102,6 +102,9 @@ defmodule H2Flow.Config do
         transport: c.transport
       })
 
+    # No upgrade to a version the server does not serve.
+    http1 = %{http1 | h2c_upgrade: http1.h2c_upgrade and :http2 in c.http_versions}
+
     check!(
       c,
       :startup_log,

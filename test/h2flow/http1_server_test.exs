@@ -156,11 +156,21 @@ defmodule H2Flow.HTTP1ServerTest do
       assert stats.http1.connections == 0 and stats.http2_connections == 1
     end
 
-    test "h2c_upgrade: false serves an Upgrade: h2c request over HTTP/1.1" do
-      {_server, port} = start!(h2c_upgrade: false)
-      upgrade = [{"connection", "Upgrade, HTTP2-Settings"}, {"upgrade", "h2c"}]
-      {r, _} = get(H1Client.connect!(port), "/info", upgrade ++ [{"http2-settings", ""}])
-      assert %{status: 200, body: "HTTP/1.1 GET" <> _} = r
+    test "h2c_upgrade: false (or a server without HTTP/2) serves Upgrade: h2c over HTTP/1.1" do
+      settings = Base.url_encode64(<<4::16, 1_000_000::32>>, padding: false)
+
+      upgrade = [
+        {"connection", "Upgrade, HTTP2-Settings"},
+        {"upgrade", "h2c"},
+        {"http2-settings", settings}
+      ]
+
+      for opts <- [[h2c_upgrade: false], [http_versions: [:http1]]] do
+        {server, port} = start!(opts)
+        {r, _} = get(H1Client.connect!(port), "/info", upgrade)
+        assert %{status: 200, body: "HTTP/1.1 GET" <> _} = r
+        eventually(fn -> H2Flow.stats(server).http1.upgrades_declined == 1 end)
+      end
     end
 
     test "TLS: ALPN h2 or http/1.1 (h2 preferred); no ALPN is HTTP/1.1" do

@@ -48,7 +48,7 @@ defmodule H2Flow.HTTP1.Engine do
   # native/h2flow_core/src/http1/config.rs holds the same defaults.
   @server_options [
     {:h2c_upgrade, true, :boolean,
-     "honour `Upgrade: h2c` (RFC 7540 §3.2) on cleartext HTTP/1.1 requests: `101 Switching Protocols`, then HTTP/2 on the same connection"},
+     "honour `Upgrade: h2c` (RFC 7540 §3.2) on cleartext HTTP/1.1 requests: `101 Switching Protocols`, then HTTP/2 on the same connection (only when `:http_versions` has `:http2`)"},
     {:max_request_line, 8 * @kib, {:int, 1, @u32}, "longest request line; longer: 414"},
     {:max_headers, 100, {:int, 1, 10_000}, "most field lines (and trailer lines); more: 431"},
     {:max_header_section, 64 * @kib, {:int, 1, @u32},
