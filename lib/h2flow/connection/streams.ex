@@ -195,11 +195,14 @@ defmodule H2Flow.Connection.Streams do
         st
 
       {s, by_id} ->
+        # The handler is stopped before a waiting sender or reader is answered: the exit
+        # signal comes first, so a handler told {:error, :closed} cannot return meanwhile.
+        stop? = s.pid != nil and not s.handler_done
+        if stop?, do: Process.exit(s.pid, :kill)
         _ = s |> answer_sender({:error, :closed}) |> Reads.fail()
         st = %{st | by_id: by_id}
 
-        if s.pid && !s.handler_done do
-          Process.exit(s.pid, :kill)
+        if stop? do
           if s.span, do: Spans.stop(st.config, s, :stream_reset)
           count(%{st | by_pid: Map.delete(st.by_pid, s.pid)}, :handlers_stopped)
         else
