@@ -1,7 +1,7 @@
 defmodule H2Flow do
   @moduledoc """
-  An HTTP/2 server for Cowboy-style handlers (or a Plug, option `:plug`), built around a
-  flow-control engine that keeps memory bounded and WINDOW_UPDATE traffic minimal.
+  An HTTP/2 and HTTP/1.1 server for Cowboy-style handlers (or a Plug, option `:plug`), built
+  around a flow-control engine that keeps memory bounded and WINDOW_UPDATE traffic minimal.
 
       defmodule MyApp.Hello do
         @behaviour H2Flow.Handler
@@ -26,9 +26,20 @@ defmodule H2Flow do
   A supervisor that stops the server (its application stopping, say) lets it drain as
   `stop/1` does: the child spec's `:shutdown` is `:shutdown_timeout` plus a few seconds.
 
-  Each connection is one process that owns the socket and the `H2Flow.Engine`; each request
-  runs its handler (`H2Flow.Handler`) in a process of its own. Clients speak h2c with prior
-  knowledge (`transport: :tcp`) or h2 over TLS with ALPN (`transport: :tls`).
+  Each connection is one process that owns the socket and its engine (`H2Flow.Engine` for
+  HTTP/2, the HTTP/1.1 engine beside it); each request runs its handler (`H2Flow.Handler`) in a
+  process of its own, with the same `H2Flow.Req` API whatever the version (`H2Flow.Req.version/1`
+  tells). One listener speaks both versions:
+
+    * `transport: :tcp`: the client's first bytes decide: the HTTP/2 preface (h2c with prior
+      knowledge), or an HTTP/1.x request line (HTTP/1.1 and 1.0; a request with `Upgrade: h2c`
+      switches to HTTP/2, RFC 7540 §3.2, unless `h2c_upgrade: false`); anything else goes to
+      the HTTP/2 engine, which answers an invalid preface with GOAWAY PROTOCOL_ERROR;
+    * `transport: :tls`: ALPN offers `h2` and `http/1.1`, `h2` first; a client that offers no
+      ALPN speaks HTTP/1.1.
+
+  `http_versions: [:http2]` serves HTTP/2 only (an HTTP/1.x request gets a plain-text 505 and
+  ALPN offers `h2` alone); `[:http1]` HTTP/1.1 only.
 
   ## Options
 
@@ -47,18 +58,22 @@ defmodule H2Flow do
       most errors, logged), or a RST_STREAM INTERNAL_ERROR once its response had started.
     * `:ip` (default `{0, 0, 0, 0}`), `:port` (default `8080`; `0` picks a free port, see
       `port/1`).
-    * `:transport` (default `:tcp`): `:tcp` (h2c, prior knowledge) or `:tls` (h2, ALPN).
+    * `:transport` (default `:tcp`): `:tcp` (h2c and HTTP/1.1) or `:tls` (h2 and HTTP/1.1 by
+      ALPN).
+    * `:http_versions` (default `[:http1, :http2]`): the versions served; `[:http2]` or
+      `[:http1]` serve one.
     * `:tls` (default `[]`): `:ssl` server options, e.g. `certfile:`/`keyfile:` or
       `cert:`/`key:` (DER); see `H2Flow.TLS.self_signed/1` for tests and demos. ALPN, TLS
       versions and ciphers are set by h2flow.
     * `:acceptors` (default `4`): processes accepting connections.
     * `:max_connections` (default `16384`): connections beyond it are closed at once.
     * `:backlog` (default `1024`): the listen backlog.
-    * `:preface_timeout` (default `10000` ms): time for the TLS handshake and the client preface
-      (with its SETTINGS frame).
+    * `:preface_timeout` (default `10000` ms): time for the TLS handshake and the client's first
+      bytes (over HTTP/2, its preface and SETTINGS frame).
     * `:idle_timeout` (default `60000` ms, or `:infinity`): a connection with no open stream and
       no complete frame received for this long gets GOAWAY and is closed (counted once the
-      preface is in).
+      preface is in); over HTTP/1.1, a keep-alive connection without a request for this long
+      is closed.
     * `:write_timeout` (default `30000` ms): a peer that does not read for this long while we
       write is disconnected.
     * `:shutdown_timeout` (default `15000` ms, as Bandit): how long a stopping server lets
@@ -78,6 +93,15 @@ defmodule H2Flow do
     * Engine options, for windows, limits and defences (see `H2Flow.Engine`):
 
   #{H2Flow.Engine.Options.docs()}
+
+    * HTTP/1.1 options, its limits and defences (`:max_send_queue` and `:idle_timeout` above
+      apply to HTTP/1.1 too). A request that breaks them, or smuggles (both Content-Length and
+      Transfer-Encoding, Content-Lengths that differ, an invalid chunk size or extension,
+      obs-fold, a bare CR or LF, whitespace before a colon), gets its status (400 unless said
+      otherwise; 501 for a transfer coding other than chunked) with `connection: close`, after
+      the responses before it, and the connection closes:
+
+  #{H2Flow.HTTP1.Engine.option_docs()}
 
   The default request body `:period` of `H2Flow.Req.read_body/2` is 15,000 ms, as in Cowboy.
   """
@@ -134,7 +158,16 @@ defmodule H2Flow do
         %{handler: handler} -> {"handler", handler}
       end
 
-    how = if config.transport == :tls, do: "h2 over TLS", else: "h2c"
+    versions =
+      [:http2, :http1]
+      |> Enum.filter(&(&1 in config.http_versions))
+      |> Enum.map_join(" and ", fn
+        :http2 when config.transport == :tls -> "h2"
+        :http2 -> "h2c"
+        :http1 -> "HTTP/1.1"
+      end)
+
+    how = if config.transport == :tls, do: "#{versions} over TLS", else: versions
 
     require Logger
 
@@ -168,7 +201,14 @@ defmodule H2Flow do
   the same whatever the number of connections and never waits on one: every connection adds to
   the server's counters as it goes (the engine's at each flush of its output).
 
-  Keys are those of `H2Flow.Engine.stats/1`, plus `:connections` (live), `:connections_closed`,
+  Keys are those of `H2Flow.Engine.stats/1` (the HTTP/2 engines'), plus `:connections` (live,
+  either version), `:connections_closed`, `:http2_connections` (live HTTP/2 connections),
+  `:http1` (the HTTP/1.1 engines' counters: `:connections` live, `:requests`, `:responses`,
+  bytes and body bytes both ways, `:continues_sent`, `:upgrades` to h2c, `:idle_timeouts`,
+  `:input_pauses` (reading stopped for `:max_body_buffer`), `:buffered_bytes`,
+  `:queued_bytes`, `:pipelined` and their peaks, and `:rejected`, refused requests by kind,
+  with `:rejected_total`), `:requests` (by version: `%{"HTTP/1.0": n, "HTTP/1.1": n,
+  "HTTP/2": n}`; an h2c upgrade's request is HTTP/2's),
   `:writes` (socket writes), `:handlers_started`, `:handler_crashes`, `:handlers_stopped`
   (handlers stopped because their stream was reset or their connection closed),
   `:tls_handshake_failures` (TLS handshakes that failed or timed out), and the connections

@@ -19,7 +19,8 @@ defmodule H2Flow.Config do
     shutdown_timeout: 15_000,
     read_buffer: 262_144,
     telemetry_metadata: %{},
-    startup_log: false
+    startup_log: false,
+    http_versions: [:http1, :http2]
   ]
 
   @log_levels [:emergency, :alert, :critical, :error, :warning, :notice, :info, :debug]
@@ -29,12 +30,16 @@ defmodule H2Flow.Config do
 
   @doc false
   def keys,
-    do: [:handler, :plug, :name] ++ Keyword.keys(@server_defaults) ++ H2Flow.Engine.Options.keys()
+    do:
+      [:handler, :plug, :name] ++
+        Keyword.keys(@server_defaults) ++
+        H2Flow.Engine.Options.keys() ++ H2Flow.HTTP1.Engine.server_keys()
 
   @doc "The configuration for `opts`; raises `ArgumentError` on a wrong or unknown option."
   def build!(opts) do
     engine_keys = H2Flow.Engine.Options.keys()
     {engine_opts, opts} = Keyword.split(opts, engine_keys)
+    {http1_opts, opts} = Keyword.split(opts, H2Flow.HTTP1.Engine.server_keys())
     {gen_opts, opts} = Keyword.split(opts, [:name])
     {handler, opts} = handler!(opts)
     opts = Keyword.merge(@server_defaults, opts)
@@ -83,6 +88,25 @@ defmodule H2Flow.Config do
 
     check!(
       c,
+      :http_versions,
+      is_list(c.http_versions) and c.http_versions != [] and
+        Enum.all?(c.http_versions, &(&1 in [:http1, :http2])) and
+        Enum.uniq(c.http_versions) == c.http_versions,
+      "a non-empty list of :http1 and :http2"
+    )
+
+    http1 =
+      H2Flow.HTTP1.Engine.config(http1_opts, %{
+        idle_timeout: c.idle_timeout,
+        max_send_queue: engine.max_send_queue,
+        transport: c.transport
+      })
+
+    # No upgrade to a version the server does not serve.
+    http1 = %{http1 | h2c_upgrade: http1.h2c_upgrade and :http2 in c.http_versions}
+
+    check!(
+      c,
       :startup_log,
       c.startup_log == false or c.startup_log in @log_levels,
       "false or a Logger level"
@@ -91,11 +115,13 @@ defmodule H2Flow.Config do
     Map.merge(c, %{
       handler: handler,
       engine: engine_opts,
+      # The HTTP/1.1 engine's configuration, complete (H2Flow.HTTP1.Engine.config/2).
+      http1: http1,
       gen_opts: gen_opts,
       # Connections check their timeouts on this tick: often enough that the shortest one
       # fires within a quarter of its length, at most once a second (it also dates responses).
       tick:
-        [c.preface_timeout, c.idle_timeout, engine.settings_timeout]
+        [c.preface_timeout, c.idle_timeout, engine.settings_timeout, http1.header_timeout]
         |> Enum.filter(&is_integer/1)
         |> Enum.min()
         |> div(4)

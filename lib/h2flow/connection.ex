@@ -1,18 +1,19 @@
 defmodule H2Flow.Connection do
   @moduledoc false
-  # The socket shell of one HTTP/2 connection: owns the socket and the engine, reads with
-  # {active, N}, handles every message that is ready before it flushes the engine and writes
-  # once, keeps the connection's timers (preface, idle, the engine's own timeouts) and closes.
-  # Streams and their handlers are H2Flow.Connection.Streams' business; window and buffer
-  # decisions are the engine's.
+  # The socket shell of one connection, whatever it speaks: owns the socket, reads with
+  # {active, N} (only while the engine wants input), picks the protocol (ALPN over TLS, the
+  # first bytes on cleartext: H2Flow.Connection.Preface), handles every message that is ready
+  # before it flushes the engine and writes once, keeps the timers (preface, the protocol's
+  # own), drains on shutdown and closes. What the bytes mean is the protocol module's business
+  # (`proto`: H2Flow.Connection.HTTP2 or H2Flow.Connection.HTTP1), streams and their handlers
+  # H2Flow.Connection.Streams', window and buffer decisions the engine's.
 
   # shutdown: a supervisor stopping the connection (after the server drained) waits this long
-  # for its last GOAWAY and close; a peer that does not read is not waited for beyond it.
+  # for its last words and close; a peer that does not read is not waited for beyond it.
   use GenServer, restart: :temporary, shutdown: 2_000
 
   require Logger
 
-  alias H2Flow.Engine
   alias H2Flow.Connection.{Handshake, Preface, Report, Request, Streams}
 
   # Socket messages delivered before we re-arm {active, N}: bounds the mailbox to N reads.
@@ -22,18 +23,24 @@ defmodule H2Flow.Connection do
   # ... or once this many bytes were read since the last flush: what one flush answers (PING
   # and SETTINGS acknowledgements, say) stays bounded whatever :read_buffer is.
   @max_batch_bytes 1_048_576
-  # After our last frame (a GOAWAY, or the HTTP/1.1 answer) we stop writing and keep reading
-  # and discarding for at most this long before closing: a socket closed with unread input
-  # makes the kernel send a TCP RST, and the RST discards what we wrote that the peer has not
-  # read yet, the GOAWAY first of all.
+  # After our last bytes we stop writing and read and discard for at most this long before
+  # closing: a socket closed with unread input sends a TCP RST, which discards what the peer
+  # has not read yet, our last answer first of all.
   @linger 1_000
 
   defstruct [
     :socket,
     :transport,
     :config,
+    # The protocol module (nil until known), its engine, the streams; the connection's place
+    # in the server's totals (from accept to close); what its requests share (peer, local
+    # address, TLS details) and the protocol ALPN chose, once the handshake is done.
+    :proto,
     :engine,
     :streams,
+    :presence,
+    :conn,
+    :alpn,
     :started_at,
     :last_activity,
     # When the connection span started (telemetry), once the handshake is done.
@@ -42,8 +49,19 @@ defmodule H2Flow.Connection do
     preface: "",
     batch: 0,
     batch_bytes: 0,
-    frames_seen: 0,
+    # What the protocol last saw arrive (frames, bytes), to tell activity.
+    seen: 0,
+    # Nothing more is said: a GOAWAY (or the protocol's last answer) went out.
     goaway: false,
+    # The write side is shut (the protocol has said everything; handlers may still finish),
+    # and the peer closed meanwhile.
+    write_shut: false,
+    peer_closed: false,
+    # The socket is armed ({active, N}); `want_read`: the engine wants input.
+    reading: true,
+    want_read: true,
+    # After an h2c upgrade, HTTP/2 output waits for the client's preface (see HTTP2.flush/1).
+    await_preface: false,
     stop_reason: nil,
     counters: Report.zero()
   ]
@@ -53,8 +71,6 @@ defmodule H2Flow.Connection do
   @impl true
   def init({socket, config}) do
     Process.flag(:trap_exit, true)
-    {:ok, engine} = Engine.new(config.engine)
-    :ok = H2Flow.Server.Counters.report_to(engine, config.counters)
     now = now()
 
     {:ok,
@@ -62,7 +78,7 @@ defmodule H2Flow.Connection do
        socket: socket,
        transport: H2Flow.Transport.module(config.transport),
        config: config,
-       engine: engine,
+       presence: H2Flow.Server.Counters.join(config.counters),
        started_at: now,
        last_activity: now
      }}
@@ -70,23 +86,8 @@ defmodule H2Flow.Connection do
 
   # Crash reports and :sys.get_status/1 show the connection without the socket's data, any
   # request body, or the configuration (TLS options may hold a private key).
-  # gen_server's format_status/1 (OTP 25), which Elixir 1.14's GenServer does not declare.
   @doc false
-  def format_status(status) do
-    Map.new(status, fn
-      {:state, %__MODULE__{} = s} -> {:state, redacted(s)}
-      {:message, {tag, sock, data}} when is_binary(data) -> {:message, {tag, sock, :redacted}}
-      {:message, _} -> {:message, :redacted}
-      # A crash's reason and stack (a BIF's arguments among them) may hold request bytes.
-      {:reason, reason} -> {:reason, H2Flow.Stream.redact(reason)}
-      {:log, log} -> {:log, H2Flow.Stream.redact(log)}
-      other -> other
-    end)
-  end
-
-  defp redacted(s) do
-    %{phase: s.phase, peer: s.streams && Streams.peer(s.streams), counters: s.counters}
-  end
+  def format_status(status), do: Report.format_status(status)
 
   # --- socket lifecycle ------------------------------------------------------------------
 
@@ -114,14 +115,16 @@ defmodule H2Flow.Connection do
 
   def handle_info(:go, %__MODULE__{phase: :handshake} = s) do
     case Handshake.run(s.transport, s.socket, s.config) do
-      {:ok, sock, conn} ->
+      {:ok, sock, conn, alpn} ->
         Logger.metadata(h2flow_peer: Request.peer_string(conn.peer))
-        # Our preface goes out with the first flush, after the client's first bytes: an
-        # HTTP/1.1 client then reads a plain answer rather than a binary SETTINGS frame.
+        # Nothing is said before the client's first bytes (our HTTP/2 preface goes out with
+        # the answer to them): an HTTP/1.1 client reads a plain answer rather than a binary
+        # SETTINGS frame, and a client that closes at once was sent nothing.
         Process.send_after(self(), :tick, s.config.tick)
         span_start = Report.started(s.config, conn)
-        streams = Streams.new(s.engine, s.config, conn)
-        {:noreply, %{s | socket: sock, streams: streams, phase: :preface, span_start: span_start}}
+
+        {:noreply,
+         %{s | socket: sock, conn: conn, alpn: alpn, phase: :preface, span_start: span_start}}
 
       {:error, reason, peer} ->
         # Whatever failed (a TLS alert, a client that closed at once, a timeout), the socket is
@@ -145,14 +148,24 @@ defmodule H2Flow.Connection do
   def handle_info({tag, _sock, data}, s) when tag in [:tcp, :ssl] do
     case s.phase do
       :preface -> preface(data, s)
+      _ when s.write_shut -> {:noreply, s}
       _ -> recv(data, s)
     end
   end
 
   def handle_info({tag, sock}, s) when tag in [:tcp_passive, :ssl_passive] do
-    _ = s.transport.setopts(sock, active: @active_n)
-    {:noreply, s, 0}
+    if s.want_read do
+      _ = s.transport.setopts(sock, active: @active_n)
+      {:noreply, s, 0}
+    else
+      {:noreply, %{s | reading: false}, 0}
+    end
   end
+
+  # Once everything was answered and said (HTTP/1.1, finishing), the client's close is
+  # expected: the handlers still running after their answers get their @linger.
+  def handle_info({tag, _sock}, %{write_shut: true} = s) when tag in [:tcp_closed, :ssl_closed],
+    do: {:noreply, %{s | peer_closed: true}}
 
   def handle_info({tag, _sock}, s) when tag in [:tcp_closed, :ssl_closed] do
     {:stop, {:shutdown, :closed}, s}
@@ -193,21 +206,24 @@ defmodule H2Flow.Connection do
     tick(s)
   end
 
-  # The server is stopping before this connection started: nothing to drain.
-  def handle_info({:shutdown, _drain_ms}, %__MODULE__{phase: :handshake} = s) do
+  # The server is stopping before this connection said anything: nothing to drain.
+  def handle_info({:shutdown, _drain_ms}, %__MODULE__{phase: phase} = s)
+      when phase in [:handshake, :preface] do
     _ = s.transport.close(s.socket)
     {:stop, {:shutdown, :drained}, s}
   end
 
-  # The server is stopping: GOAWAY (NO_ERROR, the last stream id), and the streams in flight
-  # have drain_ms to finish.
+  # The server is stopping: the protocol says so (GOAWAY; HTTP/1.1 answers what it read and
+  # closes), and the streams in flight have drain_ms to finish.
   def handle_info({:shutdown, drain_ms}, s) do
     Process.send_after(self(), :drain_expired, drain_ms)
-    :ok = Engine.goaway(s.engine, :no_error, "")
-    flush(%{s | goaway: true})
+    flush(s.proto.drain(s))
   end
 
   def handle_info(:drain_expired, s), do: close({:shutdown, :drained}, s)
+
+  # The protocol finished and shut the write side; handlers still running had this long.
+  def handle_info(:finish_expired, s), do: close(s.stop_reason || {:shutdown, :done}, s)
 
   def handle_info(_other, s), do: {:noreply, s, 0}
 
@@ -219,56 +235,39 @@ defmodule H2Flow.Connection do
     s =
       if s.phase in [:handshake, :closing],
         do: s,
-        else: s |> last_goaway(reason) |> tap(&s.transport.close(&1.socket))
+        else: s |> last_words(reason) |> tap(&s.transport.close(&1.socket))
 
     s = stop_handlers(s)
     Report.stopped(s, reason)
   end
 
-  # The first bytes on h2c: the HTTP/2 preface, a real HTTP/1.x request line (answered in
-  # plain text), or not yet enough to tell. Over TLS, ALPN already chose h2.
+  # The first bytes: they (or ALPN) choose the protocol, unless they cannot tell yet.
   defp preface(data, s) do
-    case Preface.classify(s.preface <> data, s.config.transport) do
-      :http2 ->
-        recv(s.preface <> data, %{s | phase: :open, preface: ""})
+    case Preface.select(s.preface <> data, s.alpn, s.config) do
+      {:more, buffered} ->
+        {:noreply, %{s | preface: buffered}}
 
-      :http1 ->
+      :refuse ->
         _ = s.transport.send(s.socket, Preface.http1_refusal())
         # Nothing may follow the HTTP/1.1 answer: no SETTINGS or GOAWAY on the way out.
         close({:shutdown, :http1_request}, %{s | goaway: true})
 
-      {:more, buffered} ->
-        {:noreply, %{s | preface: buffered}}
+      {proto, bytes} ->
+        s = proto.start(%{s | phase: :open, preface: ""})
+        recv(bytes, s)
     end
   end
 
-  # --- receiving -------------------------------------------------------------------------
+  # --- receiving, batching, writing ------------------------------------------------------
 
   defp recv(data, s) do
     s = %{s | batch_bytes: s.batch_bytes + byte_size(data)}
 
-    case Engine.recv(s.engine, data) do
-      {:ok, events} ->
-        s
-        |> events(events)
-        |> then(&%{&1 | streams: Streams.start_pending(&1.streams)})
-        |> continue()
-
-      {:error, reason} ->
-        Logger.debug(fn -> "h2flow: connection error from #{peer(s)}: #{inspect(reason)}" end)
-        s = write(s, Report.flush(s))
-        close({:shutdown, {:connection_error, reason}}, %{s | goaway: true})
+    case s.proto.recv(s, data) do
+      {:ok, s} -> continue(reading(s))
+      {:close, reason, s} -> close(reason, s)
     end
   end
-
-  defp events(s, events) do
-    Enum.reduce(events, s, fn
-      {:goaway, _last, _code, _debug}, s -> %{s | goaway: true}
-      event, s -> %{s | streams: Streams.event(s.streams, event)}
-    end)
-  end
-
-  # --- batching, writing, timers, closing ------------------------------------------------
 
   defp continue(s) do
     batch = s.batch + 1
@@ -278,24 +277,49 @@ defmodule H2Flow.Connection do
       else: {:noreply, %{s | batch: batch}, 0}
   end
 
-  # Nothing is said before the client's first bytes (our preface goes out with the answer to
-  # them): a client that closes at once was sent nothing, and nothing is counted.
+  # Nothing is said before the client's first bytes.
   defp flush(%{phase: :preface} = s), do: {:noreply, s}
 
   defp flush(s) do
-    s = %{s | batch: 0, batch_bytes: 0, streams: Streams.report(s.streams)}
-    s = write(s, Report.flush(s))
-
-    if s.goaway and Engine.info(s.engine).done and Streams.empty?(s.streams),
-      do: close({:shutdown, :goaway}, s),
-      else: {:noreply, s}
+    case s.proto.flush(%{s | batch: 0, batch_bytes: 0}) do
+      {:ok, s} -> {:noreply, reading(s)}
+      {:again, s} -> {:noreply, reading(s), 0}
+      {:finishing, s} -> finishing(s)
+      {:close, reason, s} -> close(reason, s)
+    end
   end
 
-  defp write(s, ""), do: s
+  # Reads the socket only while the engine wants input: TCP's own window then holds the client.
+  defp reading(%{want_read: true, reading: false} = s) do
+    _ = s.transport.setopts(s.socket, active: @active_n)
+    %{s | reading: true}
+  end
 
+  defp reading(%{want_read: false, reading: true} = s) do
+    _ = s.transport.setopts(s.socket, active: false)
+    %{s | reading: false}
+  end
+
+  defp reading(s), do: s
+
+  # The protocol has said everything but handlers are still finishing (HTTP/1.1 after its last
+  # response): the client gets the end of the connection now; they get @linger.
+  defp finishing(%{write_shut: true} = s), do: {:noreply, reading(%{s | want_read: true})}
+
+  defp finishing(s) do
+    _ = s.transport.shutdown_write(s.socket)
+    # Read and discard meanwhile, as when lingering (a close with unread input resets).
+    s = %{s | want_read: true} |> reading()
+    Process.send_after(self(), :finish_expired, @linger)
+    {:noreply, %{s | write_shut: true, goaway: true}}
+  end
+
+  @doc false
   # A write is counted before it is made: once the peer has the bytes, stats/1 counts the
   # write that carried them.
-  defp write(s, bytes) do
+  def write(s, ""), do: s
+
+  def write(s, bytes) do
     s = Report.count(s, :writes)
 
     case s.transport.send(s.socket, bytes) do
@@ -309,102 +333,73 @@ defmodule H2Flow.Connection do
     end
   end
 
+  # --- timers and closing ----------------------------------------------------------------
+
   defp tick(s) do
-    c = s.config
     now = now()
-    info = Engine.info(s.engine)
-
-    s =
-      if info.frames_received != s.frames_seen,
-        do: %{s | frames_seen: info.frames_received, last_activity: now},
-        else: s
-
-    idle? = Streams.empty?(s.streams)
 
     cond do
-      # Until the client's preface and first SETTINGS are in, no frame is counted.
-      info.frames_received == 0 and now - s.started_at > c.preface_timeout ->
-        s = Report.count(s, :preface_timeouts)
-
+      s.phase == :preface and now - s.started_at > s.config.preface_timeout ->
         # A client that sent no byte at all has nothing to read from us, nor we from it.
-        if s.phase == :preface,
-          do: {:stop, {:shutdown, :preface_timeout}, s},
-          else: close({:shutdown, :preface_timeout}, s)
+        {:stop, {:shutdown, :preface_timeout}, Report.count(s, :preface_timeouts)}
 
-      s.phase == :preface ->
+      s.phase != :open ->
         {:noreply, s}
 
       true ->
-        timeouts(s, info, idle?, now)
-    end
-  end
+        case s.proto.tick(s, now) do
+          {:ok, s} ->
+            {:noreply, s, 0}
 
-  defp timeouts(s, info, idle?, now) do
-    case Engine.check_timeouts(s.engine) do
-      {:error, reason, events} ->
-        s = events(s, events)
-        s = write(s, Report.flush(s))
-        close({:shutdown, reason}, %{s | goaway: true})
+          {:close, reason, s} ->
+            close(reason, s)
 
-      {:ok, [_ | _] = events} ->
-        s |> events(events) |> continue()
-
-      {:ok, []} ->
-        cond do
-          info.done and idle? ->
-            close({:shutdown, :goaway}, s)
-
-          idle? and now - s.last_activity > s.config.idle_timeout ->
-            # Idle: no stream open and no complete frame received for idle_timeout.
-            Engine.goaway(s.engine, :no_error, "idle")
-            s = write(s, Report.flush(s))
-            s = Report.count(s, :idle_timeouts)
-            close({:shutdown, :idle}, %{s | goaway: true})
-
-          idle? and now - s.last_activity >= s.config.tick ->
+          {:idle, s} ->
             # Nothing open and nothing received for a tick: hibernate, so an idle keep-alive
             # connection holds only its state rather than the heap its last burst grew.
             case flush(s) do
               {:noreply, s} -> {:noreply, s, :hibernate}
-              stop -> stop
+              other -> other
             end
-
-          true ->
-            {:noreply, s, 0}
         end
     end
   end
 
-  # Closes after our last frame, lingering (see @linger).
-  defp close(reason, s) do
-    s = s |> last_goaway(reason) |> stop_handlers()
+  # Closes after our last words, lingering (see @linger).
+  defp close(reason, %{peer_closed: true} = s), do: {:stop, reason, stop_handlers(s)}
 
-    case s.transport.shutdown_write(s.socket) do
-      :ok ->
+  defp close(reason, s) do
+    s = s |> last_words(reason) |> stop_handlers()
+
+    case s.write_shut || s.transport.shutdown_write(s.socket) do
+      ok when ok in [true, :ok] ->
+        # Lingering reads and discards, also where the engine had stopped reading.
+        _ = s.reading || s.transport.setopts(s.socket, active: @active_n)
         Process.send_after(self(), :linger_expired, @linger)
-        {:noreply, %{s | phase: :closing, stop_reason: reason}}
+        {:noreply, %{s | phase: :closing, stop_reason: reason, reading: true}}
 
       {:error, _} ->
         {:stop, reason, s}
     end
   end
 
-  # Says GOAWAY NO_ERROR on the way out, unless a GOAWAY (or the HTTP/1.1 answer) went already,
-  # the peer closed, or the client sent nothing at all (it is not spoken to in HTTP/2).
-  defp last_goaway(s, reason) do
-    if match?({:shutdown, :closed}, reason) or s.goaway or s.phase in [:preface, :closing] do
+  # The protocol's last words (HTTP/2: GOAWAY NO_ERROR), unless something was said already,
+  # the peer closed, or the client sent nothing at all.
+  defp last_words(s, reason) do
+    if match?({:shutdown, :closed}, reason) or s.goaway or s.proto == nil or
+         s.phase in [:preface, :closing] do
       s
     else
-      Engine.goaway(s.engine, :no_error, "")
-      %{write(s, Report.flush(s)) | goaway: true}
+      %{s.proto.last_words(s) | goaway: true}
     end
   end
 
   defp stop_handlers(%{streams: nil} = s), do: s
   defp stop_handlers(s), do: %{s | streams: s.streams |> Streams.stop_all() |> Streams.report()}
 
-  defp peer(%{streams: nil}), do: "unknown peer"
-  defp peer(s), do: Streams.peer_string(s.streams)
+  defp peer(%{conn: %{peer: peer}}), do: Request.peer_string(peer)
+  defp peer(_s), do: "unknown peer"
 
-  defp now, do: System.monotonic_time(:millisecond)
+  @doc false
+  def now, do: System.monotonic_time(:millisecond)
 end

@@ -12,7 +12,8 @@ defmodule H2Flow.Demo do
 
   ## Endpoints
 
-    * `GET /`: the experiment page (`priv/demo/index.html`, no external assets). It fires `n`
+    * `GET /`: the experiment page (`priv/demo/index.html`, no external assets), for clients
+      that accept `text/html` (others get a line of text saying which version they spoke). It fires `n`
       fetches at `/slow?ms=…` over one connection and charts, live, the requests in flight at
       the server against the limit it advertised (SETTINGS_MAX_CONCURRENT_STREAMS), and the
       WINDOW_UPDATE frames it sent; it sums up the peak, the requests completed and the
@@ -38,8 +39,11 @@ defmodule H2Flow.Demo do
       `GET /report` (or `/report?kind=upload`) answers the last one as JSON, `404` when none.
     * `POST /reset`: zeroes the counters between experiments (see `reset/1`).
 
-  Browsers speak HTTP/2 only over TLS, so the page is meant for the TLS port; h2c is for curl,
-  nghttp and h2load.
+  Both servers speak HTTP/1.1 too (the cleartext one h2c as well, by prior knowledge or
+  `Upgrade: h2c`; the TLS one h2 or HTTP/1.1 by ALPN). Browsers speak HTTP/2 only over TLS, so
+  the page is meant for the TLS port; over HTTP/1.1 it runs all the same, on the few
+  connections a browser opens. `GET /` answers a few lines of text to a client that does not
+  ask for HTML (`curl http://localhost:8080/`).
   """
 
   alias H2Flow.Demo.Counters
@@ -62,8 +66,9 @@ defmodule H2Flow.Demo do
   @start_defaults [port: 8080, tls_port: 8443, tls: true, ip: {0, 0, 0, 0}]
 
   @doc """
-  Starts the demo: an h2c server on `:port` and, unless `tls: false`, a TLS server on
-  `:tls_port` with a certificate for `localhost` from `H2Flow.TLS.self_signed/1`, or with the
+  Starts the demo: a cleartext server (h2c and HTTP/1.1) on `:port` and, unless `tls: false`,
+  a TLS server (h2 and HTTP/1.1) on `:tls_port` with a certificate for `localhost` from
+  `H2Flow.TLS.self_signed/1`, or with the
   `:ssl` options given as `:tls` (e.g. `H2Flow.TLS.self_signed(["localhost", "127.0.0.1"])`,
   whose CA a test hands to a browser with `H2Flow.TLS.ca_pem/1`). Both servers
   are linked to the caller and share the counters; the report table belongs to the caller. As
@@ -171,7 +176,7 @@ defmodule H2Flow.Demo do
     :ok
   end
 
-  @doc "The port of the h2c (`:tcp`) or TLS (`:tls`) server."
+  @doc "The port of the cleartext (`:tcp`) or TLS (`:tls`) server."
   @spec port(t(), :tcp | :tls) :: :inet.port_number()
   def port(%__MODULE__{} = demo, transport) when transport in [:tcp, :tls] do
     case Map.fetch!(demo, transport) do

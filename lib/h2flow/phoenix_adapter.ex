@@ -10,9 +10,9 @@ defmodule H2Flow.PhoenixAdapter do
         https: [port: 4443, certfile: "priv/cert/selfsigned.pem", keyfile: "priv/cert/selfsigned_key.pem"]
 
   Each of `http:` and `https:` that is set starts one `H2Flow` server running the endpoint as
-  its plug (`H2Flow`, option `:plug`): h2c with prior knowledge for `http:`, h2 over TLS (ALPN)
-  for `https:`. h2flow speaks HTTP/2 only, so HTTP/1.1 clients (and WebSockets, which need
-  HTTP/1.1 or RFC 8441) are not served; Phoenix's long-polling transport works.
+  its plug (`H2Flow`, option `:plug`): HTTP/1.1 and h2c for `http:`, HTTP/1.1 and h2 over TLS
+  (ALPN) for `https:`. WebSockets are not served yet (h2flow implements neither HTTP/1.1's
+  Upgrade to them nor RFC 8441); Phoenix's long-polling transport works.
 
   What the keyword lists may hold:
 

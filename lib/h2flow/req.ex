@@ -77,6 +77,7 @@ defmodule H2Flow.Req do
     :cert,
     :tls_info,
     :content_length,
+    version: :"HTTP/2",
     headers: %{},
     has_body: false,
     body_state: :unread,
@@ -93,6 +94,7 @@ defmodule H2Flow.Req do
           conn: pid(),
           stream_id: pos_integer(),
           method: binary(),
+          version: version(),
           scheme: binary(),
           authority: binary(),
           path: binary(),
@@ -110,6 +112,8 @@ defmodule H2Flow.Req do
         }
 
   @type headers :: %{optional(binary()) => iodata()} | [{binary(), iodata()}]
+  @typedoc "The HTTP version a request came in."
+  @type version :: :"HTTP/1.0" | :"HTTP/1.1" | :"HTTP/2"
   @type status :: 200..599 | binary()
 
   @default_length 8_000_000
@@ -118,6 +122,13 @@ defmodule H2Flow.Req do
   @doc "The request method, e.g. `\"GET\"`."
   @spec method(t()) :: binary()
   def method(%__MODULE__{method: m}), do: m
+
+  @doc """
+  The HTTP version of the request: `:"HTTP/2"`, `:"HTTP/1.1"` or `:"HTTP/1.0"` (an h2c upgrade's
+  request is `:"HTTP/2"`: it is answered over HTTP/2).
+  """
+  @spec version(t()) :: version()
+  def version(%__MODULE__{version: v}), do: v
 
   @doc "The scheme, `\"http\"` or `\"https\"` (from `:scheme`)."
   @spec scheme(t()) :: binary()
@@ -172,7 +183,10 @@ defmodule H2Flow.Req do
   @spec tls_info(t()) :: keyword() | nil
   def tls_info(%__MODULE__{tls_info: info}), do: info
 
-  @doc "The HTTP/2 stream identifier of the request."
+  @doc """
+  The HTTP/2 stream identifier of the request; over HTTP/1.1, the request's number on its
+  connection (from 1, in arrival order).
+  """
   @spec stream_id(t()) :: pos_integer()
   def stream_id(%__MODULE__{stream_id: id}), do: id
 
@@ -288,8 +302,8 @@ defmodule H2Flow.Req do
 
   def reply(status, headers, body, %__MODULE__{resp: :none} = req) do
     body = IO.iodata_to_binary(body)
-    status = status_binary(status)
-    headers = response_headers(status, headers, body)
+    status = Fields.status(status)
+    headers = Fields.response(status, headers, body)
     cast(req, {:reply, status, headers, body})
     %{req | resp: :sent}
   end
@@ -310,7 +324,7 @@ defmodule H2Flow.Req do
   def stream_reply(status, headers \\ %{}, req)
 
   def stream_reply(status, headers, %__MODULE__{resp: :none} = req) do
-    cast(req, {:stream_reply, status_binary(status), Fields.normalize(headers)})
+    cast(req, {:stream_reply, Fields.status(status), Fields.normalize(headers)})
     %{req | resp: :streaming}
   end
 
@@ -370,30 +384,6 @@ defmodule H2Flow.Req do
   @spec reset(t(), H2Flow.Engine.error_code()) :: :ok
   def reset(%__MODULE__{} = req, code \\ :cancel) do
     cast(req, {:reset, code})
-  end
-
-  # A final status: 1xx responses are not something reply/4 or stream_reply/3 can send.
-  defp status_binary(status) when is_integer(status) and status in 200..599,
-    do: Integer.to_string(status)
-
-  defp status_binary(<<a, b, c>> = status) when a in ?2..?5 and b in ?0..?9 and c in ?0..?9,
-    do: status
-
-  defp status_binary(<<a, b, c, " ", _reason::binary>>)
-       when a in ?2..?5 and b in ?0..?9 and c in ?0..?9,
-       do: <<a, b, c>>
-
-  defp status_binary(status),
-    do: raise(ArgumentError, "invalid status #{inspect(status)}: a final status is 200..599")
-
-  # No content-length is made up for 204 (RFC 9110 8.6 forbids it) or 304 (where it would
-  # have to be the length of the representation, not of this empty body).
-  defp response_headers(status, headers, body) do
-    headers = Fields.normalize(headers)
-
-    if status in ["204", "304"] or List.keymember?(headers, "content-length", 0),
-      do: headers,
-      else: [{"content-length", Integer.to_string(byte_size(body))} | headers]
   end
 
   # The connection answers calls with {ref, reply}. Its handlers are linked to it; another

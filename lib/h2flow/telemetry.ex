@@ -31,11 +31,11 @@ defmodule H2Flow.Telemetry do
 
   | event | measurements | metadata |
   |---|---|---|
-  | `[:h2flow, :request, :start]` | `monotonic_time` | `method`, `path`, `stream_id`, `peer`, `handler` |
+  | `[:h2flow, :request, :start]` | `monotonic_time` | `method`, `path`, `version` (`:"HTTP/2"`, `:"HTTP/1.1"`, `:"HTTP/1.0"`), `stream_id` (over HTTP/1.1 the request's number on its connection), `peer`, `handler` |
   | `[:h2flow, :request, :stop]` | `monotonic_time`, `duration`, `req_body_bytes`, `resp_body_bytes` | as `:start`, plus `status` (the response's, an integer; `nil` if none was sent) and `error` (`nil`, or why the handler was stopped: `:stream_reset` by the peer, `:connection_closed`) |
   | `[:h2flow, :request, :exception]` | as `:stop` | as `:stop`, plus `kind`, `reason` and `stacktrace` of the handler's crash (binaries longer than 64 bytes left out) |
   | `[:h2flow, :connection, :start]` | `monotonic_time` | `peer`, `transport` (`:tcp` or `:tls`) |
-  | `[:h2flow, :connection, :stop]` | `monotonic_time`, `duration`, `window_updates_sent`, `stalls`, `peak_buffered_bytes`, `streams`, `bytes_received`, `bytes_sent` | `peer`, `transport`, `reason` (why it ended: `:closed` by the peer, `:goaway`, `:idle`, `:drained`, `:preface_timeout`, `{:connection_error, code, message}`, ...) |
+  | `[:h2flow, :connection, :stop]` | `monotonic_time`, `duration`, `window_updates_sent`, `stalls`, `peak_buffered_bytes`, `streams`, `bytes_received`, `bytes_sent` | `peer`, `transport`, `protocol` (`:http2`, `:http1`, or `nil` when the client sent nothing to tell), `reason` (why it ended: `:closed` by the peer, `:goaway`, `:idle`, `:drained`, `:preface_timeout`, `{:connection_error, code, message}`; over HTTP/1.1 `:done` after its last response, `{:rejected, status, kind, message}` after a refused request, ...) |
   | `[:h2flow, :defence]` | `count` (1) | `defence` (`:rapid_reset`, `:continuation_flood`, `:ack_flood`, `:settings_flood`, `:empty_frames`, `:header_list_too_large`, `:refused_stream_flood`, `:reset_flood`), `peer` |
   | `[:h2flow, :flow_control, :stall]` | `count` (1) | `stream_id`, `peer`: the peer let none of the stream's response go for `:send_stall_timeout`, and the stream was reset |
 
@@ -45,7 +45,9 @@ defmodule H2Flow.Telemetry do
   `resp_body_bytes` the response body bytes the handler sent (a `HEAD` response sends none).
   The connection counters at `:stop` are those of `H2Flow.Engine.stats/1`:
   `window_updates_sent` is `window_update_frames.connection + .stream`, `streams` is
-  `streams_opened`. A connection span starts once the TLS handshake is done (over TLS), so a
+  `streams_opened`; over HTTP/1.1 (no windows) `streams` counts requests and
+  `peak_buffered_bytes` the request-body bytes held that no read asked for. An h2c upgrade
+  ends as an HTTP/2 connection. A connection span starts once the TLS handshake is done (over TLS), so a
   failed handshake emits nothing (it is counted in `H2Flow.stats/1`'s
   `:tls_handshake_failures`).
 

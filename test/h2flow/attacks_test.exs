@@ -613,15 +613,16 @@ defmodule H2Flow.AttacksTest do
     end
 
     test "slowloris: a preface sent a byte at a time is cut off by :preface_timeout" do
-      # A byte per 100 ms needs 2.4 s for the preface; the first byte is in well before the
-      # timeout (a client that sent nothing at all gets no HTTP/2 frames, only a close).
+      # A byte per 100 ms needs 2.4 s for the preface. Until the bytes tell the HTTP/2
+      # preface from an HTTP/1.x request line ("PRI * HTTP/2.0" is one, syntactically), the
+      # protocol is not known: the client gets no frames, only the close.
       {server, port} = start!(preface_timeout: 1_000)
       {:ok, conn} = H2Client.connect("127.0.0.1", port)
       preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
       {sent, mem} = measure(fn -> dribble(conn, preface, 0) end)
 
-      # Closed before the 24 bytes were in; our preface and a GOAWAY NO_ERROR came first.
+      # Closed before the 24 bytes were in.
       assert sent < byte_size(preface)
       stats = H2Flow.stats(server)
       assert stats.preface_timeouts == 1
@@ -705,11 +706,7 @@ defmodule H2Flow.AttacksTest do
         dribble(conn, preface, sent)
 
       {:error, _conn, :closed} ->
-        frames = collect_dribbled([])
-
-        assert [{:settings, false, _}, {:window_update, 0, _}, {:goaway, 0, :no_error, ""}] =
-                 frames
-
+        assert collect_dribbled([]) == []
         sent
     end
   end

@@ -22,8 +22,10 @@ defmodule H2Flow.BrowserTest do
   @upload_bytes 64 * 1024 * 1024
   @window {1000, 700}
 
-  setup do
-    %{browser: start_supervised!({Chromium, window: @window})}
+  # @tag disable_http2: true runs Chromium with HTTP/2 off: it speaks HTTP/1.1 over TLS (ALPN).
+  setup ctx do
+    flags = if ctx[:disable_http2], do: ["--disable-http2"], else: []
+    %{browser: start_supervised!({Chromium, window: @window, flags: flags})}
   end
 
   defp start_demo(opts) do
@@ -155,6 +157,44 @@ defmodule H2Flow.BrowserTest do
     screenshot!(browser, session, "browser-demo.png")
   end
 
+  @tag disable_http2: true
+  test "over HTTP/1.1 (--disable-http2): the page runs its fetches and a 16 MiB upload", %{
+    browser: browser
+  } do
+    demo = start_demo([])
+    n = 60
+    {_session, page} = run_page(browser, demo, "/?autorun=1&n=#{n}&ms=300&upload=16")
+    assert page["status"] == "Uploaded 16 MiB."
+
+    assert %{
+             "completed" => ^n,
+             "failed" => 0,
+             "protocol" => "http/1.1",
+             "server_peak_in_flight" => peak,
+             "connections_used" => connections
+           } = report = Demo.last_report(demo, "slow")
+
+    IO.puts(
+      "\n[browser] Chromium over HTTP/1.1: #{n} fetches of /slow?ms=300 in " <>
+        "#{report["duration_ms"]} ms, peak #{peak} in flight on #{connections} connections; " <>
+        "16 MiB upload in #{Demo.last_report(demo, "upload")["duration_ms"]} ms"
+    )
+
+    # One request at a time per connection: Chromium opens at most 6 per host over HTTP/1.1,
+    # and spreads the fetches over them.
+    assert peak in 2..6
+    assert connections in 2..6
+    assert %{"ok" => true, "echoed" => 16_777_216} = Demo.last_report(demo, "upload")
+    assert %{echo_completed: 1, echo_last_bytes: 16_777_216} = Demo.counters(demo)
+    stats = H2Flow.stats(demo.tls)
+    assert stats.http2_connections == 0 and stats.streams_opened == 0
+    assert stats.requests[:"HTTP/1.1"] >= n + 1
+    # The upload's body bytes were held within the HTTP/1.1 engine's bound (plus the reads
+    # in flight when it stopped reading).
+    assert stats.http1.peak_buffered_bytes <= H2Flow.TestBounds.http1_held()
+    assert stats.http1.rejected_total == 0
+  end
+
   # The demo's defaults (a 1 MiB connection window that may double up to 16 MiB when the client
   # drains it within a PING round trip), and the same window held fixed: then the bound is
   # exact, whatever the timing.
@@ -178,7 +218,10 @@ defmodule H2Flow.BrowserTest do
       # The connection that carried the body buffered at most its receive window: bytes are
       # credited back (WINDOW_UPDATE) only once the handler has read them.
       assert [conn] =
-               Enum.filter(connection_stats(demo), &(&1.data_bytes_received >= @upload_bytes))
+               Enum.filter(
+                 connection_stats(demo),
+                 &(Map.get(&1, :data_bytes_received, 0) >= @upload_bytes)
+               )
 
       assert conn.peak_buffered_bytes in 1..conn.connection_window
       assert counters.echo_largest_read in 1..conn.connection_window

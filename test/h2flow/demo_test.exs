@@ -63,11 +63,41 @@ defmodule H2Flow.DemoTest do
     demo = start_demo()
 
     for transport <- [:tcp, :tls] do
-      {200, "2", "text/html; charset=utf-8", page} = curl(demo, transport, "/")
+      {200, "2", "text/html; charset=utf-8", page} =
+        curl(demo, transport, "/", ["-H", "accept: text/html,*/*"])
+
       assert page =~ ~s(<svg id="chart")
       assert page =~ "fetch(`/slow?ms=${ms}"
       refute page =~ ~r/(src|href)="?(https?:)?\/\//
     end
+  end
+
+  # What a new user types first: curl without flags (HTTP/1.1 on the cleartext port; over TLS,
+  # ALPN picks h2), as `mix h2flow.demo`'s banner says.
+  test "curl without flags gets an answer on both ports, over either version" do
+    demo = start_demo()
+    tls_port = Demo.port(demo, :tls)
+    base = ["-sS", "-w", " %{http_version}", "--resolve", "localhost:#{tls_port}:127.0.0.1"]
+
+    for {args, want} <- [
+          {["http://127.0.0.1:#{Demo.port(demo, :tcp)}/"], "HTTP/1.1 (http)"},
+          {["-k", "https://localhost:#{tls_port}/"], "HTTP/2 (https)"},
+          {["-k", "--http1.1", "https://localhost:#{tls_port}/"], "HTTP/1.1 (https)"}
+        ] do
+      {out, 0} = System.cmd("curl", base ++ args)
+      assert out =~ ~r/\Ah2flow demo: hello over #{Regex.escape(want)}\.\n/
+      version = if want =~ "HTTP/2", do: "2", else: "1.1"
+      assert String.ends_with?(out, " " <> version)
+    end
+
+    # /stats over HTTP/1.1: its connection in the same terms as an HTTP/2 one.
+    {out, 0} = System.cmd("curl", ["-sS", "http://127.0.0.1:#{Demo.port(demo, :tcp)}/stats"])
+
+    assert python(out, "[(c['protocol'], c['streams_opened']) for c in d['per_connection']]") ==
+             "[('http/1.1', 1)]"
+
+    # The first curl's request and this one.
+    assert python(out, "d['requests']['HTTP/1.1']") == "2"
   end
 
   test "/slow counts the requests in flight; their peak reaches the advertised limit" do

@@ -137,6 +137,12 @@ defmodule H2Flow.PhoenixTest do
       {out, 0} = curl(["-k", "--http2", "https://localhost:#{https}/hello/tls"])
       assert Jason.decode!(out) == %{"hello" => "tls", "protocol" => "HTTP/2"}
 
+      # HTTP/1.1 on the same ports.
+      {out, 0} = curl(["http://127.0.0.1:#{http}/hello/h1"])
+      assert Jason.decode!(out) == %{"hello" => "h1", "protocol" => "HTTP/1.1"}
+      {out, 0} = curl(["-k", "--http1.1", "https://localhost:#{https}/hello/tls1"])
+      assert Jason.decode!(out) == %{"hello" => "tls1", "protocol" => "HTTP/1.1"}
+
       {out, 0} = curl(["-k", "--http2", "-d", "a=1&b=two", "https://localhost:#{https}/echo"])
       assert out == "1 two"
 

@@ -119,6 +119,20 @@ defmodule H2Flow.PlugAdapterTest do
       assert ssl == nil
     end
 
+    test "over HTTP/1.1 (and 1.0) on the same port: get_http_protocol follows the request" do
+      {_server, port} = start!()
+
+      for {flag, version} <- [{"--http1.1", :"HTTP/1.1"}, {"--http1.0", :"HTTP/1.0"}] do
+        {out, 0} =
+          System.cmd("curl", ["-sS", flag, "-H", "x-one: 1", "http://127.0.0.1:#{port}/conn?a=b"])
+
+        assert out == "ok"
+        assert_receive {:conn, fields, _data, ^version}
+        assert %{method: "GET", query_string: "a=b", host: "127.0.0.1", port: ^port} = fields
+        assert {"x-one", "1"} in fields.req_headers
+      end
+    end
+
     test "over TLS: https, the client's certificate in get_peer_data, the session in " <>
            "get_ssl_data",
          %{tmp_dir: dir} do
@@ -254,9 +268,7 @@ defmodule H2Flow.PlugAdapterTest do
           assert out =~ "HTTP/2 500 \r\n"
         end)
 
-      assert log =~
-               "cannot upgrade to :websocket: WebSockets over HTTP/2 need extended CONNECT " <>
-                 "(RFC 8441)"
+      assert log =~ "cannot upgrade to :websocket: h2flow does not implement WebSockets yet"
 
       assert log =~ "upgrade to websocket not supported by H2Flow.Plug.Adapter"
     end

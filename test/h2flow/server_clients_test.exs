@@ -76,7 +76,11 @@ defmodule H2Flow.ServerClientsTest do
 
     test "h2 over TLS with H2Flow.TLS.self_signed/0 (curl -k --http2)" do
       {_server, port} =
-        start_server!(&route(self(), &1), transport: :tls, tls: H2Flow.TLS.self_signed())
+        start_server!(&route(self(), &1),
+          transport: :tls,
+          tls: H2Flow.TLS.self_signed(),
+          http_versions: [:http2]
+        )
 
       assert {200, "2", "hello /tls?"} = curl("https://localhost:#{port}/tls", ["-k", "--http2"])
       scheme = "https localhost:#{port}"
@@ -219,13 +223,13 @@ defmodule H2Flow.ServerClientsTest do
     end
   end
 
-  describe "clients that do not speak HTTP/2" do
+  describe "HTTP/1.x clients of a server with http_versions: [:http2]" do
     @refusal "HTTP/1.1 505 HTTP Version Not Supported\r\nconnection: close\r\n" <>
                "content-type: text/plain\r\ncontent-length: 81\r\n\r\n" <>
                "This server speaks HTTP/2 only: h2 over TLS (ALPN), or h2c with prior knowledge.\n"
 
-    test "an HTTP/1.1 request on the h2c port gets a 505 in plain text, then the socket closes",
-         %{port: port, server: server} do
+    test "an HTTP/1.1 request on the h2c port gets a 505 in plain text, then the socket closes" do
+      {server, port} = start_server!(&route(self(), &1), http_versions: [:http2])
       {:ok, socket} = :gen_tcp.connect(~c"127.0.0.1", port, [:binary, active: false])
       :ok = :gen_tcp.send(socket, "GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
       assert read_all_socket(:gen_tcp, socket, "") == @refusal
@@ -240,7 +244,11 @@ defmodule H2Flow.ServerClientsTest do
     test "TLS: a client that offers no ALPN gets the 505 text; one that offers only " <>
            "http/1.1 is refused in the handshake" do
       {_server, port} =
-        start_server!(&route(self(), &1), transport: :tls, tls: H2Flow.TLS.self_signed())
+        start_server!(&route(self(), &1),
+          transport: :tls,
+          tls: H2Flow.TLS.self_signed(),
+          http_versions: [:http2]
+        )
 
       opts = [:binary, active: false, verify: :verify_none]
       {:ok, socket} = :ssl.connect(~c"127.0.0.1", port, opts, 5_000)

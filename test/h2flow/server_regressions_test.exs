@@ -140,8 +140,8 @@ defmodule H2Flow.ServerRegressionsTest do
       end
     end
 
-    test "a real HTTP/1.1 request line on h2c still gets a plain-text answer" do
-      {_server, port} = start_server!(fn req -> Req.reply(200, req) end)
+    test "a real HTTP/1.1 request line on h2c still gets a plain-text answer without HTTP/1.1" do
+      {_server, port} = start_server!(fn req -> Req.reply(200, req) end, http_versions: [:http2])
       {:ok, sock} = :gen_tcp.connect(~c"127.0.0.1", port, [:binary, active: false])
       :ok = :gen_tcp.send(sock, "GET / HTTP/1.1\r\nhost: x\r\n\r\n")
       assert {:ok, "HTTP/1.1 505" <> _} = :gen_tcp.recv(sock, 0, 5_000)

@@ -225,8 +225,13 @@ defmodule H2Flow.ServerResourcesTest do
 
     # {what the peer does, what it gets}: :closed (a connection error) or a stream reset.
     misbehave = [
-      # Not HTTP/2 at all.
-      {fn conn -> H2Client.send_raw(conn, "GET / HTTP/1.1\r\nhost: x\r\n\r\n") end, :closed},
+      # An HTTP/1.1 request smuggling a body past its framing (400, then close).
+      {fn conn ->
+         H2Client.send_raw(
+           conn,
+           "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n"
+         )
+       end, :closed},
       # A broken preface.
       {fn conn -> H2Client.send_raw(conn, "PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n") end, :closed},
       # DATA on stream 0 (RFC 9113 6.1).

@@ -20,7 +20,7 @@ defmodule H2Flow.TLSConfigTest do
 
   defp tls_start(tls, opts \\ []), do: H2Flow.start_link(tls_opts(tls, opts))
 
-  defp tls_server!(tls, opts \\ []), do: start_supervised!({H2Flow, tls_opts(tls, opts)})
+  defp tls_server!(tls, opts), do: start_supervised!({H2Flow, tls_opts(tls, opts)})
 
   # PEM files of a certificate and its key (H2Flow.TLS.self_signed/1), in `dir`.
   defp pem_files(dir, name) do
@@ -165,8 +165,8 @@ defmodule H2Flow.TLSConfigTest do
                H2Flow.stats(server)
     end
 
-    test "a client without ALPN gets the plain-text answer; not a TLS failure" do
-      server = tls_server!(H2Flow.TLS.self_signed())
+    test "a client without ALPN gets the plain-text answer without HTTP/1.1; not a TLS failure" do
+      server = tls_server!(H2Flow.TLS.self_signed(), http_versions: [:http2])
 
       {:ok, s} =
         :ssl.connect(

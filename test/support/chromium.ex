@@ -92,9 +92,11 @@ defmodule H2Flow.Test.Chromium do
     File.mkdir_p!(dir)
     log = Path.join(dir, "chromium.log")
 
+    # :flags adds to ours (--disable-http2, say).
     flags =
       @flags ++
-        ["--user-data-dir=#{Path.join(dir, "profile")}", "--window-size=#{width},#{height}"]
+        ["--user-data-dir=#{Path.join(dir, "profile")}", "--window-size=#{width},#{height}"] ++
+        Keyword.get(opts, :flags, [])
 
     # fd 3 reads the port's stdin and fd 4 writes to its stdout; Chromium's own stdout and
     # stderr go to a log file, which would otherwise mix with the protocol.

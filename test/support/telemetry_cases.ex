@@ -76,6 +76,7 @@ defmodule H2Flow.Test.TelemetryCases do
         assert %{
                  method: "POST",
                  path: "/echo",
+                 version: :"HTTP/2",
                  stream_id: ^id,
                  peer: ^peer,
                  handler: H2Flow.Test.FunHandler,
@@ -145,7 +146,7 @@ defmodule H2Flow.Test.TelemetryCases do
 
         H2Client.close(conn)
         assert_receive {:telemetry, [:h2flow, :connection, :stop], m, stop}, 5_000
-        assert %{peer: ^peer, transport: :tcp, reason: :closed} = stop
+        assert %{peer: ^peer, transport: :tcp, protocol: :http2, reason: :closed} = stop
 
         assert %{
                  streams: 1,
@@ -159,6 +160,47 @@ defmodule H2Flow.Test.TelemetryCases do
 
         # The preface's WINDOW_UPDATE, opening the connection window to 1 MiB.
         assert wu == 1 and d > 0 and received > 24 and sent > 0
+      end
+
+      test "HTTP/1.1: request spans with the version, a connection span with its protocol",
+           %{meta: meta} do
+        {_server, port} =
+          start!(
+            fn req ->
+              {:ok, body, req} = Req.read_body(req)
+              Req.reply(200, %{}, body <> "!", req)
+            end,
+            meta
+          )
+
+        {:ok, sock} = :gen_tcp.connect(~c"127.0.0.1", port, [:binary, active: false])
+        {:ok, peer} = :inet.sockname(sock)
+
+        :ok =
+          :gen_tcp.send(
+            sock,
+            "POST /a HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\n\r\nabc" <>
+              "GET /b HTTP/1.0\r\n\r\n"
+          )
+
+        for {path, version, id} <- [{"/a", :"HTTP/1.1", 1}, {"/b", :"HTTP/1.0", 2}] do
+          assert_receive {:telemetry, [:h2flow, :request, :start], _,
+                          %{path: ^path, version: ^version, stream_id: ^id, peer: ^peer}},
+                         5_000
+
+          assert_receive {:telemetry, [:h2flow, :request, :stop], m,
+                          %{path: ^path, version: ^version, status: 200, error: nil}},
+                         5_000
+
+          if path == "/a", do: assert(%{req_body_bytes: 3, resp_body_bytes: 4} = m)
+        end
+
+        # HTTP/1.0 without keep-alive: the connection ends after the second response.
+        assert_receive {:telemetry, [:h2flow, :connection, :stop], m, stop}, 5_000
+        assert %{peer: ^peer, protocol: :http1, reason: :done, transport: :tcp} = stop
+        assert %{streams: 2, window_updates_sent: 0, bytes_received: received} = m
+        assert received > 60
+        :gen_tcp.close(sock)
       end
 
       test "a defence that trips: [:h2flow, :defence], once", %{meta: meta} do

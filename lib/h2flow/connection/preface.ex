@@ -1,47 +1,40 @@
 defmodule H2Flow.Connection.Preface do
   @moduledoc false
-  # Tells what a client sent first on h2c: the HTTP/2 connection preface — or anything else
-  # that is not an HTTP/1.x request line, which the engine answers with GOAWAY PROTOCOL_ERROR
-  # (RFC 9113 §3.4) — or a complete HTTP/1.x request line (RFC 9112 §3), which gets a plain
-  # answer in HTTP/1.1. Over TLS, ALPN already chose h2: everything goes to the engine.
+  # Chooses the protocol of a connection from what ALPN chose (TLS) or from the client's first
+  # bytes (cleartext, h2flow_core::http1::detect): the HTTP/2 connection preface (prior
+  # knowledge), an HTTP/1.x request line (RFC 9112 §3; an `Upgrade: h2c` request among them),
+  # or anything else, which goes to the HTTP/2 engine so that an invalid preface is answered
+  # with GOAWAY PROTOCOL_ERROR (RFC 9113 §3.4). A server without HTTP/1.1 (`http_versions:
+  # [:http2]`) answers a request line in plain text.
 
-  @preface "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-  # A request line longer than this is not worth waiting for.
-  @max_line 8_192
+  alias H2Flow.Connection.{HTTP1, HTTP2}
+  alias H2Flow.HTTP1.Engine, as: H1
 
-  @doc "`:http2`, `:http1`, or `{:more, bytes}` when the bytes so far cannot tell."
-  @spec classify(binary(), :tcp | :tls) :: :http2 | :http1 | {:more, binary()}
-  def classify(_data, :tls), do: :http2
+  @doc """
+  `{protocol_module, bytes}` to start the protocol with, `{:more, bytes}` when the bytes so far
+  cannot tell, or `:refuse` for an HTTP/1.x request to a server without HTTP/1.1.
+  """
+  @spec select(binary(), :http1 | :http2 | nil, map()) ::
+          {module(), binary()} | {:more, binary()} | :refuse
+  def select(data, :http2, _config), do: {HTTP2, data}
+  def select(data, :http1, _config), do: {HTTP1, data}
 
-  def classify(data, :tcp) do
-    n = min(byte_size(data), byte_size(@preface))
+  def select(data, nil, config) do
+    http1? = :http1 in config.http_versions
+    http2? = :http2 in config.http_versions
 
-    cond do
-      binary_part(data, 0, n) == binary_part(@preface, 0, n) -> :http2
-      request_line?(data) -> :http1
-      byte_size(data) < @max_line and request_line_start?(data) -> {:more, data}
-      true -> :http2
+    case H1.detect(data, config.http1.max_request_line) do
+      :more -> {:more, data}
+      :http1 when http1? -> {HTTP1, data}
+      :http1 -> :refuse
+      _preface_or_unknown when http2? -> {HTTP2, data}
+      # An HTTP/1.1-only server: the engine answers what is not a request (400, or 505 for
+      # the HTTP/2 preface's "PRI * HTTP/2.0").
+      _ -> {HTTP1, data}
     end
   end
 
-  # method SP request-target SP HTTP/1.x CRLF (a bare LF is tolerated, RFC 9112 §2.2)
-  defp request_line?(data) do
-    case :binary.split(data, "\n") do
-      [line, _rest] -> Regex.match?(~r/\A[!#$%&'*+.^_`|~0-9A-Za-z-]+ \S+ HTTP\/1\.\d\r?\z/, line)
-      [_] -> false
-    end
-  end
-
-  # Could still become a request line once the rest of it arrives.
-  defp request_line_start?(data) do
-    not String.contains?(data, "\n") and
-      Regex.match?(
-        ~r/\A[!#$%&'*+.^_`|~0-9A-Za-z-]+( \S*( (H(T(T(P(\/(1(\.\d?)?)?)?)?)?)?)?)?)?\r?\z/,
-        data
-      )
-  end
-
-  @doc "The plain-text answer to an HTTP/1.x request."
+  @doc "The plain-text answer to an HTTP/1.x request on a server that speaks HTTP/2 only."
   @spec http1_refusal() :: iodata()
   def http1_refusal do
     body = "This server speaks HTTP/2 only: h2 over TLS (ALPN), or h2c with prior knowledge.\n"

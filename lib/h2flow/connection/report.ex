@@ -7,8 +7,30 @@ defmodule H2Flow.Connection.Report do
   require Logger
 
   alias H2Flow.{Engine, Native, Telemetry}
-  alias H2Flow.Connection.Streams
+  alias H2Flow.Connection.{HTTP1, HTTP2, Streams}
+  alias H2Flow.HTTP1.Engine, as: H1
   alias H2Flow.Server.Counters
+
+  @doc """
+  What crash reports and `:sys.get_status/1` show of a connection: no socket data, no request
+  body, no configuration (TLS options may hold a private key). gen_server's format_status/1
+  (OTP 25), which Elixir 1.14's GenServer does not declare.
+  """
+  def format_status(status) do
+    Map.new(status, fn
+      {:state, %{} = s} -> {:state, redacted(s)}
+      {:message, {tag, sock, data}} when is_binary(data) -> {:message, {tag, sock, :redacted}}
+      {:message, _} -> {:message, :redacted}
+      # A crash's reason and stack (a BIF's arguments among them) may hold request bytes.
+      {:reason, reason} -> {:reason, H2Flow.Stream.redact(reason)}
+      {:log, log} -> {:log, H2Flow.Stream.redact(log)}
+      other -> other
+    end)
+  end
+
+  defp redacted(s) do
+    %{phase: s.phase, proto: s.proto, peer: s.conn && s.conn.peer, counters: s.counters}
+  end
 
   @doc "The connection's own counters, at zero."
   def zero do
@@ -59,26 +81,22 @@ defmodule H2Flow.Connection.Report do
 
   @doc "The connection ended: its last counters go to the server, and its span ends."
   def stopped(s, reason) do
-    :ok = Native.engine_close_report(s.engine)
+    case s.proto do
+      HTTP2 -> :ok = Native.engine_close_report(s.engine)
+      HTTP1 -> :ok = H1.close_report(s.engine)
+      nil -> :ok
+    end
+
+    :ok = Counters.leave(s.presence)
     if s.span_start, do: span_stop(s, reason)
     :ok
   end
 
   defp span_stop(s, reason) do
-    stats = Engine.stats(s.engine)
     now = System.monotonic_time()
-    wu = stats.window_update_frames
 
-    measurements = %{
-      monotonic_time: now,
-      duration: now - s.span_start,
-      window_updates_sent: wu.connection + wu.stream,
-      stalls: stats.stalls,
-      peak_buffered_bytes: stats.peak_buffered_bytes,
-      streams: stats.streams_opened,
-      bytes_received: stats.bytes_received,
-      bytes_sent: stats.bytes_sent
-    }
+    measurements =
+      Map.merge(span_measurements(s), %{monotonic_time: now, duration: now - s.span_start})
 
     reason =
       case reason do
@@ -88,18 +106,76 @@ defmodule H2Flow.Connection.Report do
         reason -> reason
       end
 
-    meta = %{peer: Streams.peer(s.streams), transport: s.config.transport, reason: reason}
+    meta = %{
+      peer: s.conn && s.conn.peer,
+      transport: s.config.transport,
+      protocol: protocol(s),
+      reason: reason
+    }
+
     Telemetry.execute(s.config, [:h2flow, :connection, :stop], measurements, meta)
   end
 
-  @doc "The connection's own stats: its engine's, its counters and its streams'."
+  defp span_measurements(%{proto: HTTP2, engine: engine}) do
+    stats = Engine.stats(engine)
+    wu = stats.window_update_frames
+
+    %{
+      window_updates_sent: wu.connection + wu.stream,
+      stalls: stats.stalls,
+      peak_buffered_bytes: stats.peak_buffered_bytes,
+      streams: stats.streams_opened,
+      bytes_received: stats.bytes_received,
+      bytes_sent: stats.bytes_sent
+    }
+  end
+
+  # HTTP/1.1: no windows; a request is a stream.
+  defp span_measurements(%{proto: HTTP1, engine: engine}) do
+    stats = H1.stats(engine)
+
+    %{
+      window_updates_sent: 0,
+      stalls: 0,
+      peak_buffered_bytes: stats.peak_buffered_bytes,
+      streams: stats.requests,
+      bytes_received: stats.bytes_received,
+      bytes_sent: stats.bytes_sent
+    }
+  end
+
+  defp span_measurements(_s) do
+    %{
+      window_updates_sent: 0,
+      stalls: 0,
+      peak_buffered_bytes: 0,
+      streams: 0,
+      bytes_received: 0,
+      bytes_sent: 0
+    }
+  end
+
+  defp protocol(%{proto: HTTP2}), do: :http2
+  defp protocol(%{proto: HTTP1}), do: :http1
+  defp protocol(_s), do: nil
+
+  @doc """
+  The connection's own stats: its engine's (`H2Flow.Engine.stats/1` over HTTP/2, the HTTP/1.1
+  engine's counters over HTTP/1.1), its counters and its streams', its protocol.
+  """
   def stats(s) do
     streams = if s.streams, do: Streams.stats(s.streams), else: Streams.counters()
 
-    s.engine
-    |> Engine.stats()
+    engine =
+      case s.proto do
+        HTTP2 -> Engine.stats(s.engine)
+        HTTP1 -> HTTP1.stats(s)
+        nil -> %{}
+      end
+
+    engine
     |> Map.merge(s.counters)
     |> Map.merge(streams)
-    |> Map.merge(%{pid: self(), peer: s.streams && Streams.peer(s.streams)})
+    |> Map.merge(%{pid: self(), peer: s.conn && s.conn.peer, protocol: protocol(s)})
   end
 end

@@ -10,15 +10,29 @@ defmodule H2Flow.Connection.Request do
   def context(config, conn), do: Map.put(conn, :tls, config.transport == :tls)
 
   @doc """
-  The request of a `{:request, ...}` engine event; `body` is `nil` (no body), `:unread` (a body
-  the handler reads) or the pieces of a body that arrived whole with the request.
+  The request of a `{:request, ...}` engine event (HTTP/2's, or HTTP/1.1's with the version as
+  an 11th element); `body` is `nil` (no body), `:unread` (a body the handler reads) or the
+  pieces of a body that arrived whole with the request.
   """
   def build(
-        {:request, id, method, scheme, authority, path, qs, length, headers, _end?},
+        {:request, id, method, scheme, authority, path, qs, length, headers, end?},
+        ctx,
+        body
+      ),
+      do:
+        build(
+          {:request, id, method, scheme, authority, path, qs, length, headers, end?, :"HTTP/2"},
+          ctx,
+          body
+        )
+
+  def build(
+        {:request, id, method, scheme, authority, path, qs, length, headers, _end?, version},
         ctx,
         body
       ) do
     %Req{
+      version: version,
       conn: self(),
       stream_id: id,
       method: method,

@@ -4,7 +4,6 @@ defmodule H2Flow.Connection.Responses do
   # bodies, trailers, 1xx responses and resets, passed to the engine, with the rest of a body
   # held while the engine says blocked and the sender answered once it is all taken.
 
-  alias H2Flow.Engine
   alias H2Flow.Connection.{Spans, Streams}
   alias H2Flow.Connection.Streams.Stream
 
@@ -18,7 +17,7 @@ defmodule H2Flow.Connection.Responses do
     headers = [{":status", status}, date() | headers]
     s = %{s | status: status}
 
-    case Engine.reply(st.engine, id, headers, body, true) do
+    case st.mod.reply(st.engine, id, headers, body, true) do
       {:error, :closed} -> done(st, id, %{s | resp: :done})
       sent -> sent(st, id, %{s | resp: :streaming}, {from, ref, body, true}, sent)
     end
@@ -28,14 +27,14 @@ defmodule H2Flow.Connection.Responses do
     s = %{s | status: status}
     head? = match?({"HEAD", _}, s.line)
 
-    case Engine.send_headers(st.engine, id, [{":status", status}, date() | headers], head?) do
+    case st.mod.send_headers(st.engine, id, [{":status", status}, date() | headers], head?) do
       :ok -> put(st, id, %{s | resp: if(head?, do: :done, else: :streaming)})
       {:error, :closed} -> done(st, id, %{s | resp: :done})
     end
   end
 
   def request(st, id, s, _from, _ref, {:inform, status, headers}) do
-    _ = Engine.send_headers(st.engine, id, [{":status", status} | headers], false)
+    _ = st.mod.send_headers(st.engine, id, [{":status", status} | headers], false)
     put(st, id, s)
   end
 
@@ -64,13 +63,13 @@ defmodule H2Flow.Connection.Responses do
         ref,
         {:stream_trailers, t}
       ) do
-    reply = Engine.send_headers(st.engine, id, t, true)
+    reply = st.mod.send_headers(st.engine, id, t, true)
     answer(from, ref, reply, put(st, id, %{s | resp: :done}))
   end
 
   def request(st, id, s, _from, _ref, {:reset, code}) do
-    :ok = Engine.reset_stream(st.engine, id, code)
-    s = s |> answer_sender({:error, :closed}) |> Streams.fail_read()
+    :ok = st.mod.reset_stream(st.engine, id, code)
+    s = s |> answer_sender({:error, :closed}) |> H2Flow.Connection.Reads.fail()
     done(st, id, %{s | resp: :done, held: [], read_all: true})
   end
 
@@ -83,7 +82,7 @@ defmodule H2Flow.Connection.Responses do
   # (as a sub-binary of the handler's, not a copy) for {:send_window_open, id}. The caller is
   # answered once all of its data is taken and the engine does not say blocked.
   defp send_body(st, id, s, {_from, _ref, data, fin} = piece) do
-    sent(st, id, s, piece, Engine.send_body(st.engine, id, data, fin))
+    sent(st, id, s, piece, st.mod.send_body(st.engine, id, data, fin))
   end
 
   defp sent(st, id, s, {from, ref, data, fin}, {:ok, taken, blocked}) do

@@ -11,6 +11,7 @@ defmodule H2Flow.Connection.Spans do
     meta = %{
       method: req.method,
       path: req.path,
+      version: req.version,
       stream_id: req.stream_id,
       peer: req.peer,
       handler: handler(config)

@@ -1,16 +1,16 @@
 defmodule H2Flow.Connection.Streams do
   @moduledoc false
-  # The streams of one connection and the lifecycle of their handlers: starts a handler
-  # process per request, holds the body bytes the engine reports until a read takes them,
-  # registers the handler's reads and answers each with its bytes when the engine says it is
-  # complete, and finishes the stream when the handler exits (204, 500 or RST_STREAM). Responses are H2Flow.Connection.Responses' business, telemetry spans
-  # H2Flow.Connection.Spans'. What a reader gets, and every window, is the engine's decision:
-  # this module moves bytes and messages.
+  # The streams of one connection and the lifecycle of their handlers, over HTTP/2 or HTTP/1.1
+  # alike (`mod` is the engine's module, H2Flow.Engine or H2Flow.HTTP1.Engine, which take the
+  # same calls; an HTTP/1.1 request is a stream): starts a handler process per request, and
+  # finishes the stream when the handler exits (204, 500, or RST_STREAM / a cut-short HTTP/1.1
+  # response). Reads are H2Flow.Connection.Reads' business, responses
+  # H2Flow.Connection.Responses', telemetry spans H2Flow.Connection.Spans'. What a reader gets,
+  # and every window or buffer, is the engine's decision: this module moves bytes and messages.
 
   require Logger
 
-  alias H2Flow.Engine
-  alias H2Flow.Connection.{Request, Responses, Spans}
+  alias H2Flow.Connection.{Reads, Request, Responses, Spans}
   alias H2Flow.Server.Counters
 
   defmodule Stream do
@@ -44,6 +44,8 @@ defmodule H2Flow.Connection.Streams do
 
   defstruct [
     :engine,
+    # The engine's module: H2Flow.Engine or H2Flow.HTTP1.Engine.
+    :mod,
     :config,
     :ctx,
     # The Logger metadata a handler process starts with (its connection's h2flow_peer).
@@ -61,9 +63,10 @@ defmodule H2Flow.Connection.Streams do
   @doc false
   def counters, do: %__MODULE__{}.counters
 
-  def new(engine, config, conn) do
+  def new(engine, mod, config, conn) do
     %__MODULE__{
       engine: engine,
+      mod: mod,
       config: config,
       ctx: Request.context(config, conn),
       log_metadata: %{h2flow_peer: Request.peer_string(conn.peer)},
@@ -93,55 +96,44 @@ defmodule H2Flow.Connection.Streams do
     %{st | reported: st.counters}
   end
 
+  # The engines count requests; HTTP/1.0 ones are told apart here (H2Flow.stats/1 has them by
+  # version).
+  defp count_request(st, {:request, _, _, _, _, _, _, _, _, _, :"HTTP/1.0"}),
+    do: Counters.add(st.config.counters, :http1_0_requests)
+
+  defp count_request(_st, _request), do: :ok
+
   # --- what the engine reports -----------------------------------------------------------
 
-  def event(st, {:request, id, _, _, _, _, _, _, _, true} = request) do
-    spawn_handler(st, id, Request.build(request, st.ctx, nil), %Stream{fin: true, read_all: true})
-  end
+  # A request without a body: its handler starts now. One with a body: its handler starts once
+  # this read's events are handled, so a body that arrived with its headers (most of them)
+  # goes to the handler with its request. (HTTP/1.1 requests have an 11th element, the
+  # version.)
+  def event(st, request) when elem(request, 0) == :request do
+    id = elem(request, 1)
+    count_request(st, request)
 
-  # A request with a body: its handler starts once this read's events are handled, so a body
-  # that arrived with its headers (most of them) goes to the handler with its request.
-  def event(st, {:request, id, _, _, _, _, _, _, _, false} = request) do
-    %{st | by_id: Map.put(st.by_id, id, %Stream{request: request}), starting: [id | st.starting]}
-  end
-
-  # The bytes are the handler's once handed to a read (the engine said so: a read is
-  # registered); until then they are held here.
-  def event(st, {:data, id, data, fin}) do
-    case st.by_id do
-      %{^id => %Stream{} = s} ->
-        s = if s.span, do: Spans.received(s, byte_size(data)), else: s
-        s = %{s | fin: s.fin or fin}
-
-        s =
-          case s.read do
-            _ when data == "" -> s
-            {reader, ref, timer, acc} -> %{s | read: {reader, ref, timer, [data | acc]}}
-            nil -> %{s | held: [data | s.held]}
-          end
-
-        put(st, id, s)
-
-      _ ->
+    if elem(request, 9) do
+      spawn_handler(st, id, Request.build(request, st.ctx, nil), %Stream{
+        fin: true,
+        read_all: true
+      })
+    else
+      %{
         st
+        | by_id: Map.put(st.by_id, id, %Stream{request: request}),
+          starting: [id | st.starting]
+      }
     end
   end
 
-  def event(st, {:read_done, id, status}) do
-    case st.by_id do
-      %{^id => %Stream{read: {reader, ref, timer, acc}} = s} ->
-        if timer, do: Process.cancel_timer(timer)
-        send(reader, {ref, status, Enum.reverse(acc)})
-        put(st, id, %{s | read: nil, read_all: status == :fin})
-
-      _ ->
-        st
-    end
-  end
+  def event(st, {:data, id, data, fin}), do: Reads.data(st, id, data, fin)
+  def event(st, {:read_done, id, status}), do: Reads.done(st, id, status)
 
   def event(st, {:trailers, id, _trailers}), do: event(st, {:data, id, "", true})
 
   def event(st, {tag, id, _code}) when tag == :stream_reset, do: gone(st, id)
+  def event(st, {:cancelled, id}), do: gone(st, id)
   def event(st, {:stream_error, id, _code, _msg}), do: gone(st, id)
   def event(st, {:send_window_open, id}), do: Responses.resume(st, id)
 
@@ -155,7 +147,7 @@ defmodule H2Flow.Connection.Streams do
 
     case st.by_id do
       %{^id => %Stream{} = s} ->
-        s = s |> answer_sender({:error, :timeout}) |> fail_read()
+        s = s |> answer_sender({:error, :timeout}) |> Reads.fail()
         done(st, id, %{s | resp: :done})
 
       _ ->
@@ -202,7 +194,7 @@ defmodule H2Flow.Connection.Streams do
       st
       | by_id: Map.put(st.by_id, id, s),
         by_pid: Map.put(st.by_pid, pid, id),
-        counters: Map.update!(st.counters, :handlers_started, &(&1 + 1))
+        counters: %{st.counters | handlers_started: st.counters.handlers_started + 1}
     }
   end
 
@@ -213,11 +205,14 @@ defmodule H2Flow.Connection.Streams do
         st
 
       {s, by_id} ->
-        _ = s |> answer_sender({:error, :closed}) |> fail_read()
+        # The handler is stopped before a waiting sender or reader is answered: the exit
+        # signal comes first, so a handler told {:error, :closed} cannot return meanwhile.
+        stop? = s.pid != nil and not s.handler_done
+        if stop?, do: Process.exit(s.pid, :kill)
+        _ = s |> answer_sender({:error, :closed}) |> Reads.fail()
         st = %{st | by_id: by_id}
 
-        if s.pid && !s.handler_done do
-          Process.exit(s.pid, :kill)
+        if stop? do
           if s.span, do: Spans.stop(st.config, s, :stream_reset)
           count(%{st | by_pid: Map.delete(st.by_pid, s.pid)}, :handlers_stopped)
         else
@@ -249,8 +244,8 @@ defmodule H2Flow.Connection.Streams do
   # its stream ends as if it had crashed, while the other streams carry on.
   defp safe_request(st, id, s, from, ref, request) do
     case request do
-      :read_all -> read(st, id, s, from, ref, request)
-      {:read, _, _} -> read(st, id, s, from, ref, request)
+      :read_all -> Reads.read(st, id, s, from, ref, request)
+      {:read, _, _} -> Reads.read(st, id, s, from, ref, request)
       _ -> Responses.request(st, id, s, from, ref, request)
     end
   rescue
@@ -271,61 +266,7 @@ defmodule H2Flow.Connection.Streams do
       exited(st, s.pid, {:invalid_response, e})
   end
 
-  # The whole body came with the request and the handler took it: hand it over (credit).
-  defp read(st, id, s, _from, nil, :read_all) do
-    _ = Engine.read(st.engine, id, 0)
-    put(st, id, %{s | read_all: true})
-  end
-
-  # The engine hands the read everything it holds (here: `held`), and what arrives while it
-  # waits; the answer carries all of it.
-  defp read(st, id, s, from, ref, {:read, length, period}) do
-    held = Enum.reverse(s.held)
-    s = %{s | held: []}
-
-    case Engine.read(st.engine, id, length) do
-      :wait ->
-        timer =
-          if period != :infinity, do: Process.send_after(self(), {:read_timeout, id, ref}, period)
-
-        put(st, id, %{s | read: {from, ref, timer, Enum.reverse(held)}})
-
-      {:error, :closed} when s.fin ->
-        # Both sides ended the stream long ago and the engine forgot it: nothing was left.
-        answer(from, ref, :fin, held, put(st, id, %{s | read_all: true}))
-
-      {:error, :closed} = error ->
-        answer(from, ref, error, put(st, id, s))
-
-      status ->
-        answer(from, ref, status, held, put(st, id, %{s | read_all: status == :fin}))
-    end
-  end
-
-  def read_timeout(st, id, ref) do
-    case st.by_id do
-      %{^id => %Stream{read: {reader, ^ref, _timer, acc}} = s} ->
-        # `false`: the engine no longer has the read, because it closed the stream.
-        if Engine.read_timeout(st.engine, id),
-          do: send(reader, {ref, :more, Enum.reverse(acc)}),
-          else: send(reader, {ref, {:error, :closed}})
-
-        put(st, id, %{s | read: nil})
-
-      _ ->
-        st
-    end
-  end
-
-  @doc false
-  # A waiting read whose stream the engine closed (a reset, a send timeout) is answered.
-  def fail_read(%Stream{read: {reader, ref, timer, _}} = s) do
-    if timer, do: Process.cancel_timer(timer)
-    send(reader, {ref, {:error, :closed}})
-    %{s | read: nil}
-  end
-
-  def fail_read(s), do: s
+  defdelegate read_timeout(st, id, ref), to: Reads, as: :timeout
 
   # --- handler exits ---------------------------------------------------------------------
 
@@ -342,7 +283,7 @@ defmodule H2Flow.Connection.Streams do
         if s.read && elem(s.read, 2), do: Process.cancel_timer(elem(s.read, 2))
         # The rest of the body will not be read: the engine credits what it holds, and what
         # still comes as it comes.
-        unless s.read_all, do: Engine.discard(st.engine, id)
+        unless s.read_all, do: st.mod.discard(st.engine, id)
         s = %{s | handler_done: true, read: nil, held: []}
 
         if reason == :normal,
@@ -356,14 +297,14 @@ defmodule H2Flow.Connection.Streams do
 
   # init/2 returned: a handler that did not reply gets 204, an unfinished stream is ended.
   defp finish_response(st, id, %Stream{resp: :none} = s) do
-    _ = Engine.send_headers(st.engine, id, [{":status", "204"}, date()], true)
+    _ = st.mod.send_headers(st.engine, id, [{":status", "204"}, date()], true)
     s = %{s | resp: :done, status: "204"}
     if s.span, do: Spans.stop(st.config, s, nil)
     done(st, id, s)
   end
 
   defp finish_response(st, id, %Stream{resp: :streaming, sending: nil} = s) do
-    _ = Engine.send_body(st.engine, id, "", true)
+    _ = st.mod.send_body(st.engine, id, "", true)
     if s.span, do: Spans.stop(st.config, s, nil)
     done(st, id, %{s | resp: :done})
   end
@@ -381,11 +322,11 @@ defmodule H2Flow.Connection.Streams do
       case s.resp do
         :none ->
           headers = [{":status", "500"}, date(), {"content-length", "0"}]
-          _ = Engine.send_headers(st.engine, id, headers, true)
+          _ = st.mod.send_headers(st.engine, id, headers, true)
           %{s | resp: :done, status: "500"}
 
         _ ->
-          :ok = Engine.reset_stream(st.engine, id, :internal_error)
+          :ok = st.mod.reset_stream(st.engine, id, :internal_error)
           %{s | resp: :done, sending: nil}
       end
 
@@ -434,12 +375,6 @@ defmodule H2Flow.Connection.Streams do
 
   def answer(from, ref, reply, st) do
     send(from, {ref, reply})
-    st
-  end
-
-  # The answer to a read: its status and its bytes.
-  defp answer(from, ref, status, chunks, st) do
-    send(from, {ref, status, chunks})
     st
   end
 

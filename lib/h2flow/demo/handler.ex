@@ -20,7 +20,7 @@ defmodule H2Flow.Demo.Handler do
   def init(req, state) do
     req =
       case {Req.method(req), Req.path(req)} do
-        {"GET", "/"} -> reply(req, 200, "text/html; charset=utf-8", @page)
+        {"GET", "/"} -> index(req)
         {"GET", "/slow"} -> slow(req, state)
         {"POST", "/echo"} -> echo(req, state)
         {"GET", "/stats"} -> stats(req, state)
@@ -36,6 +36,20 @@ defmodule H2Flow.Demo.Handler do
       end
 
     {:ok, req, state}
+  end
+
+  # The page for browsers; a few lines of text for clients that do not ask for HTML (curl).
+  defp index(req) do
+    if Req.header("accept", req, "") =~ "text/html" do
+      reply(req, 200, "text/html; charset=utf-8", @page)
+    else
+      text =
+        "h2flow demo: hello over #{Req.version(req)} (#{Req.scheme(req)}).\n" <>
+          "Open this URL in a browser (https for HTTP/2) for the flow-control experiment; " <>
+          "endpoints: /slow?ms=N, POST /echo, /stats.\n"
+
+      reply(req, 200, "text/plain", text)
+    end
   end
 
   defp slow(req, %{counters: ref, table: table}) do
@@ -115,16 +129,40 @@ defmodule H2Flow.Demo.Handler do
                          [:data_bytes_received, :buffered_bytes, :peak_buffered_bytes] ++
                          [:connection_window, :connection_window_growths]
 
+  # The HTTP/1.1 engine's bound on body bytes no read asked for (its :max_body_buffer, which the
+  # demo leaves at its default): what the receive window is to an HTTP/2 connection.
+  @http1_body_buffer 256 * 1024
+
   # The live connections' own stats. A connection that closes meanwhile is left out.
   defp per_connection(server) do
-    for stats <- H2Flow.stats(server, :connections) do
-      wu = stats.window_update_frames
-
-      stats
-      |> Map.take(@per_connection_keys)
-      |> Map.put(:window_updates_sent, wu.connection + wu.stream)
+    for stats <- H2Flow.stats(server, :connections), stats.protocol != nil do
+      connection_stats(stats)
     end
     |> Enum.sort_by(& &1.streams_opened, :desc)
+  end
+
+  defp connection_stats(%{protocol: :http2} = stats) do
+    wu = stats.window_update_frames
+
+    stats
+    |> Map.take(@per_connection_keys)
+    |> Map.merge(%{window_updates_sent: wu.connection + wu.stream, protocol: "h2"})
+  end
+
+  # HTTP/1.1 in the same terms: a request is a stream, the body bound is the window.
+  defp connection_stats(%{protocol: :http1} = stats) do
+    %{
+      protocol: "http/1.1",
+      streams_opened: stats.requests,
+      open_streams: stats.pipelined,
+      peak_open_streams: stats.peak_pipelined,
+      data_bytes_received: stats.body_bytes_received,
+      buffered_bytes: stats.buffered_bytes,
+      peak_buffered_bytes: stats.peak_buffered_bytes,
+      connection_window: @http1_body_buffer,
+      connection_window_growths: 0,
+      window_updates_sent: 0
+    }
   end
 
   defp settings_keys do

@@ -92,16 +92,22 @@ defmodule H2Flow.Engine.Options do
   def validate!(opts, role \\ :server) when is_list(opts) do
     defaults = if role == :client, do: @client_defaults, else: @defaults
 
+    check_all!(opts, @options, defaults, fn key ->
+      "unknown engine option #{inspect(key)}; the engine options are: " <>
+        Enum.map_join(@keys, ", ", &inspect/1)
+    end)
+  end
+
+  @doc false
+  # `opts` checked against `options` ({key, type, doc}: {:int, min, max}, :boolean or :rate)
+  # and merged into `defaults`; `unknown.(key)` is the message for a key not in `options`.
+  # H2Flow.HTTP1.Engine's options are checked by it too.
+  def check_all!(opts, options, defaults, unknown) do
     Enum.reduce(opts, defaults, fn
       {key, value}, acc when is_atom(key) ->
-        case List.keyfind(@options, key, 0) do
-          nil ->
-            raise ArgumentError,
-                  "unknown engine option #{inspect(key)}; the engine options are: " <>
-                    Enum.map_join(@keys, ", ", &inspect/1)
-
-          {^key, type, _} ->
-            Map.put(acc, key, check!(key, type, value))
+        case List.keyfind(options, key, 0) do
+          nil -> raise ArgumentError, unknown.(key)
+          {^key, type, _} -> Map.put(acc, key, check!(key, type, value))
         end
 
       other, _acc ->

@@ -1,24 +1,28 @@
 defmodule H2Flow.HTTP1.Engine do
   @moduledoc false
   # The sans-IO HTTP/1.x server engine (native/h2flow_core/src/http1) for one connection: bytes
-  # in, events and bytes out, like H2Flow.Engine for HTTP/2. Used by one process at a time.
+  # in, events and bytes out, with the calls and return shapes of H2Flow.Engine, so that the
+  # connection's streams (H2Flow.Connection.Streams) drive either engine alike. Used by one
+  # process at a time.
   #
-  # Requests are numbered from 1 in arrival order. The caller feeds what it read with recv/2
-  # (only while info/1 says :wants_input), acts on the events, answers each request with
-  # send_headers/4 and send_data/4 (":status" first, as in HTTP/2), calls read_body/2 when the
-  # application starts reading a body (it writes 100 Continue if the client waits for it) and
-  # consume/3 for what the application took, then flush/1 once per burst: it returns the bytes to
-  # write and more events (requests parsed from input held back while max_pipelined requests
-  # waited, and {:writable, id} for a sender that waited). Close the socket when info/1 says
-  # :done, after writing the last flush.
+  # Requests are numbered from 1 in arrival order. The caller feeds what it read with recv/2,
+  # acts on the events, answers each request with send_headers/4, reply/5 and send_body/4
+  # (":status" first, as in HTTP/2; send_body/4 takes at most what the send queue has room
+  # for), registers reads of request bodies with read/3 (the engine hands a read what it holds
+  # and what arrives while it waits, and reports {:read_done, id, :fin | :more}; the first read
+  # writes 100 Continue if the client waits for it), then calls flush/1 once per burst: it
+  # returns the bytes to write, more events, and whether to read the socket (:read), not now
+  # (:wait: the engine holds :max_body_buffer unread bytes or :max_pipelined requests), or to
+  # close once the bytes are written (:done).
   #
   # Events:
-  #   {:request, id, version, headers, end_stream?}  version :"HTTP/1.1" | :"HTTP/1.0"; headers
-  #       as HTTP/2 has them (":method", ":scheme", ":authority" when known, ":path"), then every
-  #       field line with its name lowercased
+  #   {:request, id, method, scheme, authority, path, qs, content_length, headers, end?,
+  #    version}   H2Flow.Engine's request event (headers a map, repeated fields joined) plus
+  #       the version, :"HTTP/1.1" | :"HTTP/1.0"; every field line is in headers (host too)
   #   {:data, id, binary, end_stream?}   request body (a sub-binary of the input when large)
+  #   {:read_done, id, :fin | :more}     the request's registered read completed
   #   {:trailers, id, headers}           the body ended with these trailers
-  #   {:writable, id}                    a send_data that returned >= :max_send_queue may go on
+  #   {:send_window_open, id}            a send that returned blocked? = true may go on
   #   {:cancelled, id}                   the connection closes before this request's turn
   #   {:upgrade, settings, headers, body, rest}  h2c: 101 is queued; flush it, then continue
   #       with http2_engine/2 and feed the HTTP/2 engine `rest` and every later read
@@ -33,89 +37,142 @@ defmodule H2Flow.HTTP1.Engine do
   @type id :: pos_integer()
   @type headers :: [{binary(), binary()}]
   @type rejection :: {:rejected, 400..505, atom(), String.t()}
-  @type event ::
-          {:request, id(), :"HTTP/1.1" | :"HTTP/1.0", headers(), boolean()}
-          | {:data, id(), binary(), boolean()}
-          | {:trailers, id(), headers()}
-          | {:writable, id()}
-          | {:cancelled, id()}
-          | {:upgrade, [{non_neg_integer(), non_neg_integer()}], headers(), binary(), binary()}
+  @type event :: tuple()
 
   # recv/2 feeds the NIF at most this much per call, so one call stays well under 1 ms.
   @chunk 65_536
-  @kib 1024
+  @u32 0xFFFF_FFFF
 
-  # {key, default, type, doc}; native/h2flow_core/src/http1/config.rs holds the same defaults.
-  @options [
-    {:max_request_line, 8 * @kib, {:int, 1, 0xFFFF_FFFF}, "longest request line; longer: 414"},
-    {:max_headers, 100, {:int, 1, 10_000}, "most field lines (and trailer lines); more: 431"},
-    {:max_header_section, 64 * @kib, {:int, 1, 0xFFFF_FFFF},
+  # The defaults are those of native/h2flow_core/src/http1/config.rs (Config::default()), read
+  # from the NIF when this module compiles.
+  @rust_defaults H2Flow.Native.h1_defaults()
+
+  # The options a server takes ({key, type, doc}).
+  @server_options [
+    {:h2c_upgrade, :boolean,
+     "honour `Upgrade: h2c` (RFC 7540 §3.2) on cleartext HTTP/1.1 requests: `101 Switching Protocols`, then HTTP/2 on the same connection (only when `:http_versions` has `:http2`)"},
+    {:max_request_line, {:int, 1, @u32}, "longest request line; longer: 414"},
+    {:max_headers, {:int, 1, 10_000}, "most field lines (and trailer lines); more: 431"},
+    {:max_header_section, {:int, 1, @u32},
      "longest header (or trailer) section, request line included; longer: 431"},
-    {:max_chunk_line, 4 * @kib, {:int, 3, 0xFFFF_FFFF},
+    {:max_chunk_line, {:int, 3, @u32},
      "longest chunk-size line with its extensions; longer: 400"},
-    {:header_timeout, 10_000, {:int, 1, 0xFFFF_FFFF},
-     "ms from the first byte of a head (from the start for the first) to its end; then 408, or a silent close if nothing came"},
-    {:keepalive_timeout, 60_000, {:int, 1, 0xFFFF_FFFF},
-     "ms without a request while nothing is in progress; then a silent close"},
-    {:max_pipelined, 16, {:int, 1, 0xFFFF_FFFF},
-     "requests parsed and not yet answered; at the limit nothing more is read"},
-    {:max_body_buffer, 256 * @kib, {:int, 1, 0xFFFF_FFFF_FFFF},
-     "unconsumed request-body bytes beyond which nothing more is read"},
-    {:max_send_queue, 64 * @kib, {:int, 1, 0xFFFF_FFFF_FFFF},
-     "unwritten response bytes per request beyond which the sender waits for :writable"},
-    {:max_discard, 1024 * @kib, {:int, 0, 0xFFFF_FFFF_FFFF},
-     "unread request-body bytes read and thrown away after an early response; more: close"},
-    {:h2c_upgrade, true, :boolean, "honour Upgrade: h2c on cleartext connections"},
-    {:max_upgrade_body, 64 * @kib, {:int, 0, 0xFFFF_FFFF_FFFF},
-     "largest body an h2c upgrade request may carry; larger: served over HTTP/1.1"},
-    {:secure, false, :boolean, "TLS connection: :scheme is https, no h2c upgrade"}
+    {:header_timeout, {:int, 1, @u32},
+     "ms from the first byte of a request head (from the start of the connection for the first) to its end; then 408 and close, or a silent close if nothing came (slowloris)"},
+    {:max_pipelined, {:int, 1, @u32},
+     "requests parsed and not yet answered (pipelining); at the limit the socket is not read until the oldest response is complete"},
+    {:max_body_buffer, {:int, 1, 0xFFFF_FFFF_FFFF},
+     "request-body bytes received that no read asked for, beyond which the socket is not read (TCP's window then stops the client)"},
+    {:max_discard, {:int, 0, 0xFFFF_FFFF_FFFF},
+     "unread request-body bytes read and thrown away after a response, to keep the connection; more: the connection closes"},
+    {:max_upgrade_body, {:int, 0, 0xFFFF_FFFF_FFFF},
+     "largest body an h2c upgrade request may carry (it is read whole before the switch); larger: served over HTTP/1.1"}
   ]
 
-  @defaults Map.new(@options, fn {k, d, _, _} -> {k, d} end)
+  # Set from other options of the server: :idle_timeout, :max_send_queue, :transport.
+  @derived [
+    {:keepalive_timeout, {:int, 1, @u32},
+     "ms without a request while nothing is in progress; then a silent close"},
+    {:max_send_queue, {:int, 1, 0xFFFF_FFFF_FFFF},
+     "unwritten response bytes per request beyond which the sender waits"},
+    {:secure, :boolean, "TLS connection: :scheme is https, no h2c upgrade"}
+  ]
+
+  @options @server_options ++ @derived
+  @defaults Map.new(@options, fn {k, _, _} -> {k, Map.fetch!(@rust_defaults, k)} end)
+
+  @doc false
+  def server_keys, do: Enum.map(@server_options, &elem(&1, 0))
 
   @doc false
   def option_docs do
-    Enum.map_join(@options, "\n", fn {key, default, _, doc} ->
-      "  * `#{inspect(key)}` (default `#{inspect(default)}`): #{doc}."
+    Enum.map_join(@server_options, "\n", fn {key, _, doc} ->
+      "    * `#{inspect(key)}` (default `#{inspect(@defaults[key])}`): #{doc}."
     end)
   end
 
-  @spec new(keyword()) :: {:ok, t()} | {:error, String.t()}
-  def new(opts \\ []), do: opts |> validate!() |> Native.h1_new()
+  @doc """
+  The complete configuration of a server's HTTP/1.1 connections: its HTTP/1.1 options
+  (validated) and what comes from its other options.
+  """
+  @spec config(keyword(), map()) :: map()
+  def config(opts, %{idle_timeout: idle, max_send_queue: queue, transport: transport}) do
+    keepalive = if idle == :infinity, do: @u32, else: idle
 
-  @spec recv(t(), binary()) :: {:ok, [event()]} | {:error, rejection(), [event()]}
-  def recv(engine, bytes) when byte_size(bytes) <= @chunk do
-    Native.h1_recv(engine, bytes)
+    validate!(
+      [keepalive_timeout: keepalive, max_send_queue: queue, secure: transport == :tls] ++ opts
+    )
   end
 
-  def recv(engine, bytes) when is_binary(bytes), do: recv_chunks(engine, bytes, [])
+  @spec new(keyword() | map()) :: {:ok, t()} | {:error, String.t()}
+  def new(opts \\ [])
+  def new(opts) when is_list(opts), do: opts |> validate!() |> Native.h1_new()
+  def new(%{} = config), do: Native.h1_new(config)
 
-  defp recv_chunks(engine, <<chunk::binary-size(@chunk), rest::binary>>, acc) when rest != "" do
-    case Native.h1_recv(engine, chunk) do
-      {:ok, events} -> recv_chunks(engine, rest, [events | acc])
+  # {:wait, events}: the engine wants no more input for now (do not read the socket).
+  @spec recv(t(), binary()) ::
+          {:ok | :wait, [event()]} | {:error, rejection(), [event()]}
+  def recv(engine, bytes) when byte_size(bytes) <= @chunk do
+    Native.h1_recv(engine, bytes, :binary.referenced_byte_size(bytes))
+  end
+
+  def recv(engine, bytes) when is_binary(bytes),
+    do: recv_chunks(engine, bytes, :binary.referenced_byte_size(bytes), [])
+
+  defp recv_chunks(engine, <<chunk::binary-size(@chunk), rest::binary>>, size, acc)
+       when rest != "" do
+    case Native.h1_recv(engine, chunk, size) do
       {:error, reason, events} -> {:error, reason, joined([events | acc])}
+      {_ok_or_wait, events} -> recv_chunks(engine, rest, size, [events | acc])
     end
   end
 
-  defp recv_chunks(engine, last, acc) do
-    case Native.h1_recv(engine, last) do
-      {:ok, events} -> {:ok, joined([events | acc])}
+  defp recv_chunks(engine, last, size, acc) do
+    case Native.h1_recv(engine, last, size) do
       {:error, reason, events} -> {:error, reason, joined([events | acc])}
+      {ok_or_wait, events} -> {ok_or_wait, joined([events | acc])}
     end
   end
 
   defp joined(reversed), do: reversed |> Enum.reverse() |> Enum.concat()
 
+  # H2Flow.Engine's read model: :fin | :more | :wait | {:error, :closed}.
+  @spec read(t(), id(), non_neg_integer()) :: :fin | :more | :wait | {:error, :closed}
+  def read(engine, id, length), do: Native.h1_read(engine, id, length)
+
+  @spec read_timeout(t(), id()) :: boolean()
+  def read_timeout(engine, id), do: Native.h1_read_timeout(engine, id)
+
+  @spec discard(t(), id()) :: :ok
+  def discard(engine, id), do: Native.h1_discard(engine, id)
+
+  @spec send_headers(t(), id(), headers(), boolean()) :: :ok | {:error, :closed}
+  def send_headers(engine, id, headers, end_stream?),
+    do: Native.h1_send_headers(engine, id, headers, end_stream?)
+
+  @spec reply(t(), id(), headers(), binary(), boolean()) ::
+          {:ok, non_neg_integer(), boolean()} | {:error, :closed}
+  def reply(engine, id, headers, body, end_stream?),
+    do: Native.h1_reply(engine, id, headers, body, end_stream?)
+
+  @spec send_body(t(), id(), binary(), boolean()) ::
+          {:ok, non_neg_integer(), boolean()} | {:error, :closed}
+  def send_body(engine, id, data, end_stream?) when is_binary(data),
+    do: Native.h1_send_body(engine, id, data, end_stream?)
+
+  # HTTP/1.1 has no stream to reset: the connection closes after what was written (the client
+  # sees the response cut short), whatever the code.
+  @spec reset_stream(t(), id(), term()) :: :ok
+  def reset_stream(engine, id, _code), do: Native.h1_abort(engine, id)
+
+  # For engines used without registered reads (tests): 100 Continue, and bytes consumed.
   @spec read_body(t(), id()) :: :ok | {:error, :closed}
   def read_body(engine, id), do: Native.h1_read_body(engine, id)
 
   @spec consume(t(), id(), non_neg_integer()) :: :ok
   def consume(engine, id, n), do: Native.h1_consume(engine, id, n)
 
-  @spec send_headers(t(), id(), headers(), boolean()) :: :ok | {:error, :closed}
-  def send_headers(engine, id, headers, end_stream?),
-    do: Native.h1_send_headers(engine, id, headers, end_stream?)
-
+  # Sends all of `data` (no room check): {:ok, bytes of the response not yet handed out}.
   @spec send_data(t(), id(), iodata(), boolean()) :: {:ok, non_neg_integer()} | {:error, :closed}
   def send_data(engine, id, data, end_stream?),
     do: Native.h1_send_data(engine, id, data, end_stream?)
@@ -126,7 +183,7 @@ defmodule H2Flow.HTTP1.Engine do
   @spec shutdown(t()) :: :ok
   def shutdown(engine), do: Native.h1_shutdown(engine)
 
-  @spec flush(t()) :: {binary(), [event()]}
+  @spec flush(t()) :: {binary(), [event()], :read | :wait | :done}
   def flush(engine), do: Native.h1_flush(engine)
 
   @spec check_timeouts(t()) :: :ok | {:error, rejection()}
@@ -139,6 +196,15 @@ defmodule H2Flow.HTTP1.Engine do
 
   @spec stats(t()) :: map()
   def stats(engine), do: Native.h1_stats(engine)
+
+  # Links the engine to its server's totals (H2Flow.Server.Counters): its flushes report.
+  @spec report_to(t(), H2Flow.Server.Counters.t() | nil) :: :ok
+  def report_to(_engine, nil), do: :ok
+  def report_to(engine, %{totals: totals}), do: Native.h1_report_to(engine, totals)
+
+  # The engine is done (closed, or handed over to HTTP/2): its last counters are reported.
+  @spec close_report(t()) :: :ok
+  def close_report(engine), do: Native.h1_close_report(engine)
 
   # What the first bytes of a cleartext connection are: :http2 (the preface), :http1 (a request
   # line), :more, or :unknown (the HTTP/2 engine answers it with GOAWAY, RFC 9113 3.4).
@@ -156,29 +222,11 @@ defmodule H2Flow.HTTP1.Engine do
     |> Native.h1_http2_engine(settings, headers, body)
   end
 
-  defp validate!(opts) when is_list(opts) do
-    Enum.reduce(opts, @defaults, fn
-      {key, value}, acc when is_atom(key) ->
-        case List.keyfind(@options, key, 0) do
-          nil -> raise ArgumentError, "unknown HTTP/1.1 engine option #{inspect(key)}"
-          {^key, _, type, _} -> Map.put(acc, key, check!(key, type, value))
-        end
-
-      other, _acc ->
-        raise ArgumentError, "engine options must be a keyword list, got: #{inspect(other)}"
+  @doc false
+  # The options, complete and checked: ArgumentError names the wrong one.
+  def validate!(opts) when is_list(opts) do
+    H2Flow.Engine.Options.check_all!(opts, @options, @defaults, fn key ->
+      "unknown HTTP/1.1 engine option #{inspect(key)}"
     end)
   end
-
-  defp check!(_key, {:int, min, max}, v) when is_integer(v) and v >= min and v <= max, do: v
-  defp check!(_key, :boolean, v) when is_boolean(v), do: v
-
-  defp check!(key, {:int, min, max}, v),
-    do:
-      raise(
-        ArgumentError,
-        "#{inspect(key)} must be an integer in #{min}..#{max}, got: #{inspect(v)}"
-      )
-
-  defp check!(key, :boolean, v),
-    do: raise(ArgumentError, "#{inspect(key)} must be a boolean, got: #{inspect(v)}")
 end

@@ -32,14 +32,17 @@ defmodule H2Flow.Plug.Adapter do
       bounded whatever the file's size (there is no sendfile through HTTP/2 framing).
     * `inform/3` sends a 1xx response (`H2Flow.Req.inform/3`), e.g. 103 Early Hints.
     * `push/3` returns `{:error, :not_supported}` (h2flow never sends PUSH_PROMISE);
-      `upgrade/3` returns `{:error, :not_supported}` and logs why: WebSockets over HTTP/2 need
-      extended CONNECT (RFC 8441), which h2flow does not implement yet.
-    * `get_http_protocol/1` is `:"HTTP/2"`; `get_peer_data/1`, `get_sock_data/1` and
+      `upgrade/3` returns `{:error, :not_supported}` and logs why: h2flow does not implement
+      WebSockets yet (over HTTP/1.1 nor over HTTP/2, which needs extended CONNECT, RFC 8441).
+    * `get_http_protocol/1` is the request's version, `H2Flow.Req.version/1` (`:"HTTP/2"`,
+      `:"HTTP/1.1"` or `:"HTTP/1.0"`); `get_peer_data/1`, `get_sock_data/1` and
       `get_ssl_data/1` come from the connection's socket (`H2Flow.Req.peer/1`,
       `H2Flow.Req.sock/1`, `H2Flow.Req.cert/1`, `H2Flow.Req.tls_info/1`).
 
   Connection-specific response fields (`connection`, `keep-alive`, `transfer-encoding`,
-  `upgrade`, ...), which HTTP/2 forbids (RFC 9113 §8.2.2), are dropped from responses. No body is
+  `upgrade`, ...), which HTTP/2 forbids (RFC 9113 §8.2.2), are dropped from responses, over
+  HTTP/1.1 too (there the engine frames the response and decides whether the connection
+  persists). No body is
   sent for `HEAD` requests and 204 or 304 responses.
   """
 
@@ -289,14 +292,14 @@ defmodule H2Flow.Plug.Adapter do
   def push(%__MODULE__{}, _path, _headers), do: {:error, :not_supported}
 
   @doc """
-  `{:error, :not_supported}`: WebSockets over HTTP/2 need extended CONNECT (RFC 8441), which
-  h2flow does not implement yet (it is logged, with the protocol asked for).
+  `{:error, :not_supported}`: h2flow does not implement WebSockets yet, over HTTP/1.1 nor over
+  HTTP/2 (extended CONNECT, RFC 8441); it is logged, with the protocol asked for.
   """
   @spec upgrade(t(), atom(), term()) :: {:error, :not_supported}
   def upgrade(%__MODULE__{}, protocol, _opts) do
     Logger.warning(
-      "h2flow: cannot upgrade to #{inspect(protocol)}: WebSockets over HTTP/2 need extended " <>
-        "CONNECT (RFC 8441), which h2flow does not implement yet"
+      "h2flow: cannot upgrade to #{inspect(protocol)}: h2flow does not implement WebSockets " <>
+        "yet (HTTP/1.1 Upgrade, or HTTP/2 extended CONNECT, RFC 8441)"
     )
 
     {:error, :not_supported}
@@ -324,9 +327,9 @@ defmodule H2Flow.Plug.Adapter do
   @spec get_ssl_data(t()) :: keyword() | nil
   def get_ssl_data(%__MODULE__{req: req}), do: Req.tls_info(req)
 
-  @doc "`:\"HTTP/2\"`."
-  @spec get_http_protocol(t()) :: :"HTTP/2"
-  def get_http_protocol(%__MODULE__{}), do: :"HTTP/2"
+  @doc "The request's HTTP version (`H2Flow.Req.version/1`)."
+  @spec get_http_protocol(t()) :: Req.version()
+  def get_http_protocol(%__MODULE__{req: req}), do: Req.version(req)
 
   defp response_headers(headers) do
     for {name, value} <- headers, name not in @connection_specific, do: {name, value}

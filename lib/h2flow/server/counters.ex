@@ -22,7 +22,8 @@ defmodule H2Flow.Server.Counters do
     :tls_handshake_failures,
     :handlers_started,
     :handler_crashes,
-    :handlers_stopped
+    :handlers_stopped,
+    :http1_0_requests
   ]
 
   @doc "The keys counted on the Elixir side."
@@ -45,17 +46,41 @@ defmodule H2Flow.Server.Counters do
     def add(%__MODULE__{local: ref}, unquote(key), n), do: :counters.add(ref, unquote(i), n)
   end
 
+  @doc """
+  Counts a connection in the server's `:connections` from now on, until `leave/1` (or until
+  its process is gone: the presence is a NIF resource).
+  """
+  @spec join(t() | nil) :: reference() | nil
+  def join(nil), do: nil
+  def join(%__MODULE__{totals: totals}), do: Native.totals_join(totals)
+
+  @doc "The connection closed: it moves to `:connections_closed`."
+  @spec leave(reference() | nil) :: :ok
+  def leave(nil), do: :ok
+  def leave(presence), do: Native.totals_leave(presence)
+
   @doc "Links a connection's engine to the server's totals (see h2flow_core::totals)."
   @spec report_to(H2Flow.Engine.t(), t() | nil) :: :ok
   def report_to(_engine, nil), do: :ok
   def report_to(engine, %__MODULE__{totals: totals}), do: Native.engine_report_to(engine, totals)
 
-  @doc "Everything the server counted: `H2Flow.stats/1`."
+  @doc """
+  Everything the server counted: `H2Flow.stats/1`. The HTTP/1.1 engines' totals are under
+  `:http1` (their refusals by kind under `http1.rejected`); `:requests` counts requests by
+  version.
+  """
   @spec read(t()) :: map()
   def read(%__MODULE__{totals: totals, local: ref}) do
-    local =
-      for {key, i} <- Enum.with_index(@local, 1), into: %{}, do: {key, :counters.get(ref, i)}
+    {http10, local} =
+      for({key, i} <- Enum.with_index(@local, 1), into: %{}, do: {key, :counters.get(ref, i)})
+      |> Map.pop(:http1_0_requests)
 
-    totals |> Native.totals_read() |> Map.merge(local)
+    {rejected, totals} = totals |> Native.totals_read() |> Map.pop(:http1_rejected)
+    http1 = Map.put(totals.http1, :rejected, rejected)
+    # An h2c upgrade's request is counted by both engines: it is answered over HTTP/2.
+    # (Engines report at their flushes: the difference is never shown below 0.)
+    http11 = max(http1.requests - http1.upgrades - http10, 0)
+    requests = %{"HTTP/1.0": http10, "HTTP/1.1": http11, "HTTP/2": totals.streams_opened}
+    totals |> Map.merge(local) |> Map.merge(%{http1: http1, requests: requests})
   end
 end

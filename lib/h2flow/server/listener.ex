@@ -22,7 +22,7 @@ defmodule H2Flow.Server.Listener do
 
     opts =
       if c.transport == :tls,
-        do: opts ++ Transport.TLSOptions.listen_options(c.tls),
+        do: opts ++ Transport.TLSOptions.listen_options(c.tls, c.http_versions),
         else: opts
 
     Transport.module(c.transport).listen(c.port, opts)

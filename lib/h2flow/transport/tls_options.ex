@@ -1,7 +1,7 @@
 defmodule H2Flow.Transport.TLSOptions do
   @moduledoc false
-  # The :ssl options of a TLS listener: what h2flow adds (ALPN h2, TLS versions, ciphers,
-  # quiet alerts) and the check that the certificate and key are usable before listening, so
+  # The :ssl options of a TLS listener: what h2flow adds (ALPN h2 and http/1.1, TLS versions,
+  # ciphers, quiet alerts) and the check that the certificate and key are usable before listening, so
   # that a wrong path or a key that does not match its certificate stops start_link with an
   # error naming the option, instead of failing every handshake later.
 
@@ -26,10 +26,15 @@ defmodule H2Flow.Transport.TLSOptions do
 
   @key_types [:RSAPrivateKey, :DSAPrivateKey, :ECPrivateKey, :PrivateKeyInfo]
 
-  @doc "The options given plus h2flow's; those given win (`:log_level`, say)."
-  def listen_options(tls) do
+  @doc """
+  The options given plus h2flow's; those given win (`:log_level`, say). ALPN offers what
+  `versions` (the server's `:http_versions`) allow, h2 first: a client offering both gets h2.
+  """
+  def listen_options(tls, versions \\ [:http1, :http2]) do
+    alpn = for {v, name} <- [http2: "h2", http1: "http/1.1"], v in versions, do: name
+
     ours = [
-      alpn_preferred_protocols: ["h2"],
+      alpn_preferred_protocols: alpn,
       versions: [:"tlsv1.3", :"tlsv1.2"],
       ciphers: ciphers(),
       # A failed handshake is logged once by the connection, at :debug; :ssl would log its

@@ -1,16 +1,17 @@
 defmodule Mix.Tasks.H2flow.Demo do
-  @shortdoc "Runs the h2flow demo server (h2c on 8080, h2 over TLS on 8443)"
+  @shortdoc "Runs the h2flow demo server (h2c and HTTP/1.1 on 8080, h2 and HTTP/1.1 over TLS on 8443)"
 
   @moduledoc """
-  Runs the demo server (`H2Flow.Demo`): h2c on port 8080 and h2 over TLS on port 8443, with a
-  self-signed certificate for `localhost`.
+  Runs the demo server (`H2Flow.Demo`): h2c and HTTP/1.1 on port 8080, h2 and HTTP/1.1 over
+  TLS on port 8443 (ALPN), with a self-signed certificate for `localhost`. `curl
+  http://localhost:8080/` and `curl -k https://localhost:8443/` answer.
 
       mix h2flow.demo [--port 8080] [--tls-port 8443] [--no-tls] [--host 0.0.0.0]
                       [--max-concurrent-streams 100] [--initial-connection-window N]
                       [--initial-stream-window N] [--no-adaptive-window]
 
   Open `https://localhost:8443/` in a browser (browsers speak HTTP/2 only over TLS; accept the
-  certificate warning) and press Run: the page fires 300 fetches at `/slow?ms=1000` and charts
+  certificate warning; `http://localhost:8080/` shows the page over HTTP/1.1) and press Run: the page fires 300 fetches at `/slow?ms=1000` and charts
   the requests in flight at the server against the limit it advertised, and the WINDOW_UPDATE
   frames it sent. `/?autorun=1&n=300&ms=1000&upload=64` runs both experiments on load. The
   other endpoints (`/slow`, `/echo`, `/stats`, `/report`, `/reset`) are described in
@@ -157,10 +158,11 @@ defmodule Mix.Tasks.H2flow.Demo do
         tls = H2Flow.Demo.url(demo, :tls, "")
 
         """
-          h2 over TLS  #{tls}/   (self-signed certificate for localhost)
+          TLS          #{tls}/   (h2 or HTTP/1.1 by ALPN; self-signed certificate for localhost)
 
         Open #{tls}/ in a browser and accept the certificate warning; press Run, or
         open #{tls}/?autorun=1&upload=64 to run both experiments at once.
+          curl -k #{tls}/
           curl -k #{tls}/stats
         """
       else
@@ -169,9 +171,10 @@ defmodule Mix.Tasks.H2flow.Demo do
 
     """
     h2flow demo (#{limits})
-      h2c          #{tcp}/   (HTTP/2 with prior knowledge)
+      cleartext    #{tcp}/   (HTTP/1.1; h2c with prior knowledge or Upgrade)
     #{tls_lines}
     Try:
+      curl #{tcp}/
       curl --http2-prior-knowledge #{tcp}/stats
       curl --http2-prior-knowledge '#{tcp}/slow?ms=500'
       head -c 67108864 /dev/zero | curl --http2-prior-knowledge --data-binary @- #{tcp}/echo

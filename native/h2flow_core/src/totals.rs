@@ -2,10 +2,14 @@
 //! that reading them costs the same with one connection or ten thousand, and never waits on
 //! any of them.
 //!
-//! Each connection's engine owns a [`Reporter`]. At every flush (a call that happens once per
-//! burst of work anyway) the reporter takes a [`snapshot`] of the engine's counters, compares
-//! it with the previous one and adds what changed to the shared [`Totals`] (relaxed atomics;
-//! most values do not change between two flushes, so a flush does a handful of atomic adds).
+//! Each connection's engine, HTTP/2 or HTTP/1.1, owns a [`Reporter`]. At every flush (a call
+//! that happens once per burst of work anyway) the reporter takes a snapshot of the engine's
+//! counters ([`Source::snapshot`]: [`snapshot`] for HTTP/2, [`snapshot_http1`] for HTTP/1.1,
+//! each filling its own values), compares it with the previous one and adds what changed to
+//! the shared [`Totals`] (relaxed atomics; most values do not change between two flushes, so a
+//! flush does a handful of atomic adds). A connection itself is counted by its [`Presence`],
+//! from the moment it is accepted (before anyone knows which protocol it speaks) until it
+//! closes; an engine may hand over to another on the way (an h2c upgrade).
 //! Four kinds of value:
 //!
 //! - counters (frames, bytes, streams, defences, errors) add up;
@@ -20,6 +24,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::error::ErrorCode;
 use crate::frame::kind;
+use crate::http1::Reject;
 use crate::stats::{UNKNOWN_CODE, UNKNOWN_KIND};
 use crate::Connection;
 
@@ -49,9 +54,9 @@ const CODE_SLOTS: usize = UNKNOWN_CODE + 1;
 
 use Kind::{Counter, Gauge, Last, Peak};
 
-/// The values after the per-frame-type and per-error-code slots, in snapshot order. Keep in
-/// step with [`named_values`].
-const NAMED: [(Option<&str>, &str, Kind); 39] = [
+/// The HTTP/2 values after the per-frame-type and per-error-code slots, in snapshot order.
+/// Keep in step with [`named_values`].
+const NAMED: [(Option<&str>, &str, Kind); ENGINE_NAMED] = [
     (Some("window_update_frames"), "connection", Counter),
     (Some("window_update_frames"), "stream", Counter),
     (Some("defences"), "rapid_reset", Counter),
@@ -89,16 +94,51 @@ const NAMED: [(Option<&str>, &str, Kind); 39] = [
     (None, "peak_queued_send_bytes", Peak),
     (None, "peak_open_streams", Peak),
     (None, "rtt_us", Last),
-    // Filled by `Reporter` (the connection is live), not by the engine.
-    (None, "connections", Gauge),
-    (None, "connections_closed", Counter),
+    // 1 while the engine is live: live HTTP/2 connections.
+    (None, "http2_connections", Gauge),
 ];
 
-/// The values an engine reports (all of [`NAMED`] but the last two).
-const ENGINE_NAMED: usize = NAMED.len() - 2;
+/// The values an HTTP/2 engine reports after its frame and error slots.
+const ENGINE_NAMED: usize = 38;
+
+/// The values of an HTTP/1.1 engine (group `http1`), in snapshot order. Keep in step with
+/// [`snapshot_http1`].
+const HTTP1_NAMED: [(&str, Kind); 26] = [
+    // 1 while the engine is live: live HTTP/1.1 connections.
+    ("connections", Gauge),
+    ("requests", Counter),
+    ("responses", Counter),
+    ("bytes_received", Counter),
+    ("bytes_sent", Counter),
+    ("body_bytes_received", Counter),
+    ("body_bytes_discarded", Counter),
+    ("body_bytes_sent", Counter),
+    ("responses_content_length", Counter),
+    ("responses_chunked", Counter),
+    ("responses_close_delimited", Counter),
+    ("responses_without_body", Counter),
+    ("continues_sent", Counter),
+    ("upgrades", Counter),
+    ("upgrades_declined", Counter),
+    ("cancelled", Counter),
+    ("writes_to_closed", Counter),
+    ("idle_timeouts", Counter),
+    ("input_pauses", Counter),
+    ("rejected_total", Counter),
+    ("buffered_bytes", Gauge),
+    ("queued_bytes", Gauge),
+    ("pipelined", Gauge),
+    ("peak_pipelined", Peak),
+    ("peak_buffered_bytes", Peak),
+    ("peak_queued_bytes", Peak),
+];
+
+/// Where the HTTP/1.1 values start, then its refusals by kind (group `http1_rejected`).
+pub const HTTP1: usize = 2 * FRAME_SLOTS + 2 * CODE_SLOTS + ENGINE_NAMED;
+const HTTP1_REJECTED: usize = HTTP1 + HTTP1_NAMED.len();
 
 /// Number of values in a snapshot.
-pub const LEN: usize = 2 * FRAME_SLOTS + 2 * CODE_SLOTS + NAMED.len();
+pub const LEN: usize = HTTP1_REJECTED + Reject::COUNT + 2;
 
 /// Where the defence counters start in a snapshot (eight of them, in [`NAMED`]'s order).
 pub const DEFENCES: usize = 2 * FRAME_SLOTS + 2 * CODE_SLOTS + 2;
@@ -135,6 +175,17 @@ pub fn fields() -> &'static [Field; LEN] {
             fields[i] = Field { group, name, kind };
             i += 1;
         }
+        for (name, kind) in HTTP1_NAMED {
+            fields[i] = Field { group: Some("http1"), name, kind };
+            i += 1;
+        }
+        for r in Reject::ALL {
+            fields[i] = Field { group: Some("http1_rejected"), name: r.name(), kind: Counter };
+            i += 1;
+        }
+        // Counted by `Presence`, not by engines.
+        fields[CONNECTIONS] = Field { group: None, name: "connections", kind: Gauge };
+        fields[CONNECTIONS_CLOSED] = Field { group: None, name: "connections_closed", kind: Counter };
         fields
     })
 }
@@ -181,10 +232,12 @@ fn named_values(conn: &Connection) -> [u64; ENGINE_NAMED] {
         s.peak_queued_send_bytes,
         s.peak_open_streams,
         w.rtt_us,
+        1,
     ]
 }
 
-/// The engine's counters now (the `connections` values are 0: they are the reporter's).
+/// The HTTP/2 engine's counters now (its HTTP/1.1 values and the `connections` values are 0:
+/// they are other sources').
 pub fn snapshot(conn: &Connection) -> Values {
     let s = conn.stats();
     let mut v = [0u64; LEN];
@@ -198,6 +251,62 @@ pub fn snapshot(conn: &Connection) -> Values {
     stream_errors.copy_from_slice(&s.stream_errors);
     rest[..ENGINE_NAMED].copy_from_slice(&named_values(conn));
     v
+}
+
+/// The HTTP/1.1 engine's counters now, in the `http1` and `http1_rejected` values (the others
+/// are 0).
+pub fn snapshot_http1(conn: &crate::http1::Connection) -> Values {
+    let s = conn.stats();
+    let named: [u64; HTTP1_NAMED.len()] = [
+        1,
+        s.requests,
+        s.responses,
+        s.bytes_received,
+        s.bytes_sent,
+        s.body_bytes_received,
+        s.body_bytes_discarded,
+        s.body_bytes_sent,
+        s.responses_content_length,
+        s.responses_chunked,
+        s.responses_close_delimited,
+        s.responses_without_body,
+        s.continues_sent,
+        s.upgrades,
+        s.upgrades_declined,
+        s.cancelled,
+        s.writes_to_closed,
+        s.idle_timeouts,
+        s.input_pauses,
+        s.rejected_total(),
+        conn.buffered(),
+        conn.queued(),
+        conn.pipelined() as u64,
+        s.peak_pipelined,
+        s.peak_buffered,
+        s.peak_queued,
+    ];
+    let mut v = [0u64; LEN];
+    // ok: constant ranges within LEN, of the lengths of `named` and `rejected`.
+    v[HTTP1..HTTP1_REJECTED].copy_from_slice(&named);
+    v[HTTP1_REJECTED..HTTP1_REJECTED + Reject::COUNT].copy_from_slice(&s.rejected);
+    v
+}
+
+/// An engine whose counters a [`Reporter`] reports.
+pub trait Source {
+    fn snapshot(&self) -> Values;
+}
+
+impl Source for Connection {
+    fn snapshot(&self) -> Values {
+        snapshot(self)
+    }
+}
+
+impl Source for crate::http1::Connection {
+    fn snapshot(&self) -> Values {
+        snapshot_http1(self)
+    }
 }
 
 /// The totals of one server, shared by its connections' reporters.
@@ -252,21 +361,20 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    /// Counts a live connection and reports the engine's initial values (its windows).
-    pub fn new(totals: Arc<Totals>, conn: &Connection) -> Reporter {
-        totals.values[CONNECTIONS].fetch_add(1, Relaxed);
+    /// Reports the engine's initial values (its windows, its live-connection gauge).
+    pub fn new(totals: Arc<Totals>, source: &impl Source) -> Reporter {
         let mut r = Reporter { totals, last: [0; LEN], closed: false };
-        r.report(conn);
+        r.report(source);
         r
     }
 
     /// Adds what changed since the last report. Returns a mask of the defences that tripped
     /// meanwhile (bit `i`: the `i`-th of `defences`, in [`fields`] order).
-    pub fn report(&mut self, conn: &Connection) -> u8 {
+    pub fn report(&mut self, source: &impl Source) -> u8 {
         if self.closed {
             return 0;
         }
-        let now = snapshot(conn);
+        let now = source.snapshot();
         let fields = fields();
         let mut defences = 0u8;
         for i in 0..CONNECTIONS {
@@ -282,9 +390,10 @@ impl Reporter {
         defences
     }
 
-    /// The connection ended: a last report, then its gauges leave the totals. Idempotent.
-    pub fn close(&mut self, conn: &Connection) {
-        self.report(conn);
+    /// The engine is done (its connection closed, or it handed over to another engine): a
+    /// last report, then its gauges leave the totals. Idempotent.
+    pub fn close(&mut self, source: &impl Source) {
+        self.report(source);
         self.leave();
     }
 
@@ -298,13 +407,42 @@ impl Reporter {
                 self.totals.apply(i, Gauge, self.last[i], 0);
             }
         }
-        self.totals.values[CONNECTIONS].fetch_sub(1, Relaxed);
-        self.totals.values[CONNECTIONS_CLOSED].fetch_add(1, Relaxed);
     }
 }
 
 impl Drop for Reporter {
     /// An engine dropped without [`Reporter::close`] (its owner was killed) still leaves.
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+/// A live connection, counted in `connections` from the moment it is accepted until it
+/// closes (then in `connections_closed`), whatever engines it has on the way.
+pub struct Presence {
+    totals: Arc<Totals>,
+    left: bool,
+}
+
+impl Presence {
+    pub fn join(totals: Arc<Totals>) -> Presence {
+        totals.values[CONNECTIONS].fetch_add(1, Relaxed);
+        Presence { totals, left: false }
+    }
+
+    /// The connection closed. Idempotent.
+    pub fn leave(&mut self) {
+        if self.left {
+            return;
+        }
+        self.left = true;
+        self.totals.values[CONNECTIONS].fetch_sub(1, Relaxed);
+        self.totals.values[CONNECTIONS_CLOSED].fetch_add(1, Relaxed);
+    }
+}
+
+impl Drop for Presence {
+    /// A connection whose process was killed still leaves.
     fn drop(&mut self) {
         self.leave();
     }

@@ -7,7 +7,8 @@
 //! upgrade), usually mutates it (bytes flipped, replaced by CR, LF, SP, `:`, `;` and the like,
 //! ranges deleted or repeated, framing fields inserted, truncation), and feeds it split at
 //! random points, only while the engine wants input, interleaved with what an application
-//! does (read, consume, respond with every framing, trailers, abort, shutdown, flush, time).
+//! does (registered reads with their periods, consume, discard, respond with every framing and
+//! with bounded sends, trailers, abort, shutdown, flush, time).
 //!
 //! Checked after every call: no panic; unconsumed body bytes ≤ `max_body_buffer` plus one
 //! read; input held ≤ `max_header_section` plus one read; pipelined requests ≤
@@ -28,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use common_h1fuzz::{check_output, generate, mutate, random_config};
 use common_http1::Rng;
-use h2flow_core::http1::{Config, Connection, Event, Sent};
+use h2flow_core::http1::{Config, Connection, Event, ReadStatus, Sent};
 
 const DEFAULT_SECS: f64 = 3.0;
 const DEFAULT_SEED: u64 = 0x4831_5eed;
@@ -46,6 +47,9 @@ struct AppReq {
     done: bool,
     waiting: bool,
     cancelled: bool,
+    /// A registered read: its length and what it was handed.
+    reading: Option<(u64, u64)>,
+    discarded: bool,
 }
 
 struct Case {
@@ -64,7 +68,7 @@ impl Case {
     fn events(&mut self, input: &[u8]) {
         for e in self.conn.take_events() {
             match e {
-                Event::Request { id, version, fields, end_stream } => {
+                Event::Request { id, version, fields, end_stream, .. } => {
                     assert!(id > self.last_id, "ids increase");
                     self.last_id = id;
                     let head = fields.get(b":method") == Some(b"HEAD");
@@ -75,9 +79,22 @@ impl Case {
                 Event::Data { id, data, end_stream } => {
                     let r = self.reqs.get_mut(&id).expect("data for an announced request");
                     assert!(!r.body_ended, "data after the end");
+                    assert!(!r.discarded, "data after a discard");
                     r.body.extend_from_slice(data.resolve(input));
-                    r.held += data.len() as u64;
+                    match r.reading.as_mut() {
+                        Some((_, handed)) => *handed += data.len() as u64,
+                        None => r.held += data.len() as u64,
+                    }
                     r.body_ended = end_stream;
+                }
+                Event::ReadDone { id, fin } => {
+                    let r = self.reqs.get_mut(&id).expect("read_done for an announced request");
+                    let (length, handed) = r.reading.take().expect("read_done without a read");
+                    if fin {
+                        assert!(r.body_ended, "read_done fin before the end of the body");
+                    } else {
+                        assert!(handed >= length || r.done, "read_done more: {handed} of {length}");
+                    }
                 }
                 Event::Trailers { id, .. } => {
                     let r = self.reqs.get_mut(&id).expect("trailers for an announced request");
@@ -129,11 +146,50 @@ impl Case {
             return;
         }
         if rng.chance(20) {
+            let length = rng.below(4000);
+            let status = self.conn.read(id, length);
+            if std::env::var("H2FLOW_H1_FUZZ_TRACE").is_ok() {
+                println!("read {id} {length}: {status:?}");
+            }
+            match status {
+                Some(ReadStatus::Fin) => {
+                    assert!(r.body_ended, "fin before the end of the body");
+                    r.reading = None;
+                }
+                Some(ReadStatus::More) => {
+                    assert!(r.held >= length, "more with {} of {length}", r.held);
+                    r.reading = None;
+                }
+                Some(ReadStatus::Wait) => {
+                    assert!(!r.body_ended);
+                    r.reading = Some((length, r.held));
+                }
+                None => {}
+            }
+            r.held = 0;
+            return;
+        }
+        if rng.chance(5) {
+            assert_eq!(self.conn.read_timeout(id), r.reading.is_some());
+            r.reading = None;
+            return;
+        }
+        if rng.chance(5) {
             let _ = self.conn.read_body(id).expect("read_body");
             return;
         }
         if strict && !r.body_ended {
-            let _ = self.conn.read_body(id);
+            if r.reading.is_none() && self.conn.read(id, u64::MAX) == Some(ReadStatus::Wait) {
+                r.reading = Some((u64::MAX, r.held));
+            }
+            r.held = 0;
+            return;
+        }
+        if !strict && rng.chance(3) {
+            self.conn.discard(id);
+            r.discarded = !r.body_ended;
+            r.held = 0;
+            r.reading = None;
             return;
         }
         if !strict && rng.chance(2) {
@@ -186,11 +242,25 @@ impl Case {
                 if remaining.is_none() && end && rng.chance(30) {
                     self.conn.send_data(id, &data, false).expect("send_data");
                     self.conn.send_headers(id, &[(b"x-trailer", b"1")], true).expect("trailers");
+                } else if rng.chance(50) {
+                    match self.conn.send_body(id, &data, end).expect("send_body") {
+                        Sent::Accepted { taken, blocked } => {
+                            let taken = taken as u64;
+                            assert!(taken <= n);
+                            r.waiting = blocked;
+                            r.streaming = Some(remaining.map(|rem| rem - taken));
+                            r.done = end && taken == n;
+                        }
+                        Sent::StreamClosed => r.cancelled = true,
+                        Sent::Queued(_) => panic!("send_body answers Accepted"),
+                    }
+                    return;
                 } else {
                     match self.conn.send_data(id, &data, end).expect("send_data") {
                         Sent::Queued(q) if q >= self.cfg.max_send_queue && !end => r.waiting = true,
                         Sent::Queued(_) => {}
                         Sent::StreamClosed => r.cancelled = true,
+                        Sent::Accepted { .. } => panic!("send_data answers Queued"),
                     }
                 }
                 r.streaming = Some(remaining.map(|rem| rem - n));

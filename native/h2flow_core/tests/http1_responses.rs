@@ -215,12 +215,26 @@ fn misuse_is_an_error_not_bytes_on_the_wire() {
     assert!(misuse(h.conn.send_headers(1, &fields(&[(":status", "200"), ("content-length", "3")]), true)));
     assert!(misuse(h.conn.send_headers(9, &fields(&[(":status", "200")]), true)), "no such request");
     assert!(h.flush().is_empty(), "nothing was written");
-    // Longer than the content-length: refused, nothing written.
     h.conn.send_headers(1, &fields(&[(":status", "200"), ("content-length", "3")]), false).unwrap();
-    assert!(misuse(h.conn.send_data(1, b"abcd", false)));
     h.conn.send_data(1, b"abc", true).unwrap();
     assert!(misuse(h.conn.send_data(1, b"", true)), "already ended");
     assert_eq!(response(&h.flush()).body, b"abc");
+    assert!(!h.conn.is_done(), "a misuse before anything of the response was written changes nothing");
+}
+
+#[test]
+fn misuse_after_the_head_ends_the_exchange() {
+    let mut h = Harness::new();
+    h.recv(&get("/"));
+    h.conn.send_headers(1, &fields(&[(":status", "200"), ("content-length", "3")]), false).unwrap();
+    // Longer than the content-length: refused, none of it written; the response cannot be
+    // completed correctly any more, so the exchange ends as if aborted.
+    assert!(matches!(h.conn.send_data(1, b"abcd", false), Err(SendError::Misuse(_))));
+    assert_eq!(h.conn.send_data(1, b"abc", true), Ok(Sent::StreamClosed));
+    assert_eq!(h.conn.send_headers(1, &fields(&[(":status", "500")]), true), Ok(Sent::StreamClosed));
+    let out = h.flush();
+    assert!(out.ends_with(b"content-length: 3\r\n\r\n"), "{:?}", String::from_utf8_lossy(&out));
+    assert!(h.conn.is_done());
 }
 
 #[test]
@@ -229,7 +243,7 @@ fn a_body_shorter_than_its_content_length_closes_the_connection() {
     h.recv(&get("/"));
     h.conn.send_headers(1, &fields(&[(":status", "200"), ("content-length", "10")]), false).unwrap();
     h.conn.send_data(1, b"abc", false).unwrap();
-    assert!(h.conn.send_data(1, b"de", true).is_err());
+    assert_eq!(h.conn.send_data(1, b"de", true), Ok(Sent::Queued(0)));
     let out = h.flush();
     assert!(out.ends_with(b"abcde"));
     assert!(h.conn.is_done(), "the client can only tell from the close");

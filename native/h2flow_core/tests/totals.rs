@@ -5,7 +5,7 @@ mod common_engine;
 use std::collections::HashMap;
 
 use common_engine::*;
-use h2flow_core::totals::{fields, snapshot, Kind, Reporter, Totals, Values};
+use h2flow_core::totals::{fields, snapshot, snapshot_http1, Kind, Presence, Reporter, Totals, Values};
 use h2flow_core::ErrorCode;
 
 fn named(values: &Values) -> HashMap<(Option<&'static str>, &'static str), u64> {
@@ -51,9 +51,12 @@ fn totals_are_the_sum_of_what_engines_reported() {
     let totals = Totals::new();
     let mut a = Harness::established(default_config());
     let mut b = Harness::established(default_config());
+    let mut pa = Presence::join(totals.clone());
+    let pb = Presence::join(totals.clone());
     let mut ra = Reporter::new(totals.clone(), &a.conn);
     let mut rb = Reporter::new(totals.clone(), &b.conn);
     assert_eq!(value(&totals.read(), None, "connections"), 2);
+    assert_eq!(value(&totals.read(), None, "http2_connections"), 2);
 
     // Two requests open on a, one on b; a gets a body it holds.
     a.recv(&concat(&[post(1, Some(10)), data(1, &[1; 10], true), get(3)])).unwrap();
@@ -85,7 +88,10 @@ fn totals_are_the_sum_of_what_engines_reported() {
     // a closes: its counters stay, its gauges go, its peak stays.
     ra.close(&a.conn);
     ra.close(&a.conn);
+    pa.leave();
+    pa.leave();
     let t = totals.read();
+    assert_eq!(value(&t, None, "http2_connections"), 1);
     assert_eq!(value(&t, None, "connections"), 1);
     assert_eq!(value(&t, None, "connections_closed"), 1);
     assert_eq!(value(&t, None, "streams_opened"), 3);
@@ -96,7 +102,9 @@ fn totals_are_the_sum_of_what_engines_reported() {
 
     // b is dropped without close (its owner was killed): it leaves all the same.
     drop(rb);
+    drop(pb);
     let t = totals.read();
+    assert_eq!(value(&t, None, "http2_connections"), 0);
     assert_eq!(value(&t, None, "connections"), 0);
     assert_eq!(value(&t, None, "connections_closed"), 2);
     assert_eq!(value(&t, None, "open_streams"), 0);
@@ -125,4 +133,43 @@ fn a_defence_that_trips_is_reported_once() {
     assert_eq!(r.report(&h.conn), 0);
     assert_eq!(value(&totals.read(), Some("defences"), "rapid_reset"), 1);
     assert_eq!(value(&totals.read(), Some("connection_errors"), "enhance_your_calm"), 1);
+}
+
+#[test]
+fn http1_engines_report_their_own_values() {
+    use h2flow_core::http1;
+    let totals = Totals::new();
+    let mut presence = Presence::join(totals.clone());
+    let mut conn = http1::Connection::new(http1::Config::default(), std::time::Instant::now()).unwrap();
+    let mut r = Reporter::new(totals.clone(), &conn);
+    let now = std::time::Instant::now();
+    conn.recv(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nab", now).unwrap();
+    conn.send_headers(1, &[(b":status", b"204")], true).unwrap();
+    conn.flush(now);
+    conn.recv(b"cdGET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", now)
+        .unwrap_err();
+    conn.flush(now);
+    r.report(&conn);
+    let t = totals.read();
+    assert_eq!(value(&t, Some("http1"), "connections"), 1);
+    assert_eq!(value(&t, Some("http1"), "requests"), 1);
+    assert_eq!(value(&t, Some("http1"), "responses"), 1);
+    assert_eq!(value(&t, Some("http1"), "body_bytes_received"), 2);
+    assert_eq!(value(&t, Some("http1"), "body_bytes_discarded"), 2);
+    assert_eq!(value(&t, Some("http1_rejected"), "conflicting_content_length"), 1);
+    assert_eq!(value(&t, Some("http1"), "rejected_total"), 1);
+    assert_eq!(value(&t, None, "http2_connections"), 0);
+    assert_eq!(value(&t, None, "bytes_received"), 0, "HTTP/2 values are HTTP/2's");
+    assert_eq!(value(&snapshot_http1(&conn), None, "connections"), 0, "the presence's");
+    // The h2c upgrade: the HTTP/1.1 engine hands over to an HTTP/2 one; the connection stays.
+    r.close(&conn);
+    let h2 = Harness::established(default_config());
+    let _r2 = Reporter::new(totals.clone(), &h2.conn);
+    let t = totals.read();
+    assert_eq!(value(&t, Some("http1"), "connections"), 0);
+    assert_eq!(value(&t, None, "http2_connections"), 1);
+    assert_eq!(value(&t, None, "connections"), 1);
+    assert_eq!(value(&t, Some("http1"), "requests"), 1, "counters stay");
+    presence.leave();
+    assert_eq!(value(&totals.read(), None, "connections_closed"), 1);
 }

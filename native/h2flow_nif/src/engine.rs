@@ -161,6 +161,17 @@ fn request<'a>(
     end_stream: bool,
 ) -> NifResult<Term<'a>> {
     let head = RequestHead::new(fields, info);
+    let elements = request_elements(env, id.encode(env), &head, end_stream)?;
+    Ok(rustler::types::tuple::make_tuple(env, &elements))
+}
+
+/// The elements of a request event (shared with the HTTP/1.1 engine's, which adds its version).
+pub(crate) fn request_elements<'a>(
+    env: Env<'a>,
+    id: Term<'a>,
+    head: &RequestHead,
+    end_stream: bool,
+) -> NifResult<Vec<Term<'a>>> {
     let keys: Vec<Term<'a>> = head.fields.iter().map(|(n, _)| binary(env, n)).collect();
     let values: Vec<Term<'a>> = head.fields.iter().map(|(_, v)| binary(env, v)).collect();
     // Names are unique once repeated fields are joined.
@@ -169,9 +180,9 @@ fn request<'a>(
         Some(n) => n.encode(env),
         None => terms::nil().encode(env),
     };
-    let elements = [
+    Ok(vec![
         terms::request().encode(env),
-        id.encode(env),
+        id,
         binary(env, head.method),
         binary(env, head.scheme),
         binary(env, head.authority),
@@ -180,8 +191,7 @@ fn request<'a>(
         content_length,
         headers,
         end_stream.encode(env),
-    ];
-    Ok(rustler::types::tuple::make_tuple(env, &elements))
+    ])
 }
 
 pub(crate) fn event<'a>(
@@ -548,7 +558,7 @@ pub fn put<'a>(map: Term<'a>, key: &str, value: impl Encoder) -> NifResult<Term<
 #[rustler::nif]
 fn engine_stats<'a>(env: Env<'a>, engine: ResourceArc<EngineResource>) -> NifResult<Term<'a>> {
     let values = h2flow_core::totals::snapshot(&lock(&engine)?.conn);
-    crate::totals::encode(env, &values, false)
+    crate::totals::encode(env, &values, crate::totals::Scope::Http2Engine)
 }
 
 /// Connection state the caller acts on: whether to close, and what is buffered.

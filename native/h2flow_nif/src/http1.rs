@@ -1,19 +1,26 @@
 //! `H2Flow.HTTP1.Engine`'s NIFs: one `http1::Connection` per resource, used by one process at a
-//! time; protocol detection; and the HTTP/2 engine that continues an h2c upgrade.
+//! time, with its link to its server's totals; protocol detection; and the HTTP/2 engine that
+//! continues an h2c upgrade.
 
+use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use h2flow_core::http1::{self, Connection, Detected, Event, Reject, Rejected, SendError, Sent, Version};
+use h2flow_core::fields::{RequestHead, RequestInfo};
+use h2flow_core::http1::{
+    self, Connection, Detected, Event, ReadStatus, Reject, Rejected, SendError, Sent, Version,
+};
+use h2flow_core::totals::Reporter;
 use rustler::{Binary, Encoder, Env, NifResult, ResourceArc, Term};
 
+use crate::engine::put;
 use crate::engine::{self, EngineResource};
 use crate::terms::{self, binary, field, misuse};
+use crate::totals::TotalsResource;
 
 mod atoms {
     rustler::atoms! {
-        request,
-        writable,
+        read,
         cancelled,
         upgrade,
         rejected,
@@ -25,12 +32,40 @@ mod atoms {
     }
 }
 
-pub struct Http1Resource(Mutex<Connection>);
+pub struct Http1Resource(Mutex<H1>);
 
 #[rustler::resource_impl]
 impl rustler::Resource for Http1Resource {}
 
-fn lock(engine: &ResourceArc<Http1Resource>) -> NifResult<MutexGuard<'_, Connection>> {
+/// A connection, and its link to its server's totals when it has one.
+pub struct H1 {
+    conn: Connection,
+    reporter: Option<Reporter>,
+}
+
+impl Deref for H1 {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl DerefMut for H1 {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+impl Drop for H1 {
+    /// An engine garbage-collected without `h1_close_report` still leaves its server's totals.
+    fn drop(&mut self) {
+        if let Some(r) = self.reporter.as_mut() {
+            r.close(&self.conn);
+        }
+    }
+}
+
+fn lock(engine: &ResourceArc<Http1Resource>) -> NifResult<MutexGuard<'_, H1>> {
     // A poisoned lock means an earlier call panicked: a bug, reported as an exception.
     engine.0.lock().map_err(|_| misuse("the engine is unusable after an internal error"))
 }
@@ -55,11 +90,39 @@ fn config(opts: Term) -> NifResult<http1::Config> {
     })
 }
 
+/// Every HTTP/1.1 engine option's default, as `H2Flow.HTTP1.Engine` names them: the one
+/// definition of the defaults is `h2flow_core::http1::Config::default()`.
+#[rustler::nif]
+fn h1_defaults<'a>(env: Env<'a>) -> NifResult<Term<'a>> {
+    let c = http1::Config::default();
+    let mut m = Term::map_new(env);
+    for (k, v) in [
+        ("max_request_line", c.max_request_line as u64),
+        ("max_headers", c.max_headers as u64),
+        ("max_header_section", c.max_header_section as u64),
+        ("max_chunk_line", c.max_chunk_line as u64),
+        ("header_timeout", c.header_timeout.as_millis() as u64),
+        ("keepalive_timeout", c.keepalive_timeout.as_millis() as u64),
+        ("max_pipelined", c.max_pipelined as u64),
+        ("max_body_buffer", c.max_body_buffer),
+        ("max_send_queue", c.max_send_queue),
+        ("max_discard", c.max_discard),
+        ("max_upgrade_body", c.max_upgrade_body),
+    ] {
+        m = put(m, k, v)?;
+    }
+    m = put(m, "h2c_upgrade", c.h2c_upgrade)?;
+    put(m, "secure", c.secure)
+}
+
 #[rustler::nif]
 fn h1_new<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
     let cfg = config(opts)?;
     match Connection::new(cfg, Instant::now()) {
-        Ok(conn) => Ok((terms::ok(), ResourceArc::new(Http1Resource(Mutex::new(conn)))).encode(env)),
+        Ok(conn) => {
+            let h1 = H1 { conn, reporter: None };
+            Ok((terms::ok(), ResourceArc::new(Http1Resource(Mutex::new(h1)))).encode(env))
+        }
         Err(msg) => Ok((terms::error(), msg).encode(env)),
     }
 }
@@ -77,27 +140,55 @@ fn version(v: Version) -> rustler::Atom {
     }
 }
 
-fn event<'a>(env: Env<'a>, input: &Binary<'a>, e: &Event) -> NifResult<Term<'a>> {
+/// `{:request, id, method, scheme, authority, path, qs, content_length | nil, headers, end?,
+/// version}`: the HTTP/2 engine's request event (the same view of the fields, repeated ones
+/// joined) plus the HTTP version.
+fn request<'a>(
+    env: Env<'a>,
+    id: u64,
+    v: Version,
+    fields: &h2flow_core::hpack::HeaderList,
+    content_length: Option<u64>,
+    end_stream: bool,
+) -> NifResult<Term<'a>> {
+    let pseudo = fields.iter().take_while(|(n, _)| n.first() == Some(&b':')).count();
+    let info = RequestInfo { content_length, pseudo, ..RequestInfo::default() };
+    let head = RequestHead::new(fields, &info);
+    let mut elements = engine::request_elements(env, id.encode(env), &head, end_stream)?;
+    elements.push(version(v).encode(env));
+    Ok(rustler::types::tuple::make_tuple(env, &elements))
+}
+
+fn event<'a>(env: Env<'a>, input: &Binary<'a>, referenced: usize, e: &Event) -> NifResult<Term<'a>> {
     Ok(match e {
-        Event::Request { id, version: v, fields, end_stream } => {
-            (atoms::request(), *id, version(*v), header_list(env, fields), *end_stream).encode(env)
+        Event::Request { id, version: v, fields, content_length, end_stream } => {
+            request(env, *id, *v, fields, *content_length, *end_stream)?
         }
         Event::Data { id, data, end_stream } => {
-            (terms::data(), *id, engine::payload(env, input, 0, data)?, *end_stream).encode(env)
+            (terms::data(), *id, engine::payload(env, input, referenced, data)?, *end_stream).encode(env)
+        }
+        Event::ReadDone { id, fin } => {
+            (terms::read_done(), *id, if *fin { terms::fin() } else { terms::more() }).encode(env)
         }
         Event::Trailers { id, fields } => (terms::trailers(), *id, header_list(env, fields)).encode(env),
-        Event::Writable { id } => (atoms::writable(), *id).encode(env),
+        // The HTTP/2 engine's name for the same thing: a sender told to wait may go on.
+        Event::Writable { id } => (terms::send_window_open(), *id).encode(env),
         Event::Cancelled { id } => (atoms::cancelled(), *id).encode(env),
         Event::Upgrade(u) => {
-            let rest = engine::payload(env, input, 0, &u.rest)?;
+            let rest = engine::payload(env, input, referenced, &u.rest)?;
             (atoms::upgrade(), u.settings.clone(), header_list(env, &u.fields), binary(env, &u.body), rest)
                 .encode(env)
         }
     })
 }
 
-fn events<'a>(env: Env<'a>, input: &Binary<'a>, conn: &mut Connection) -> NifResult<Vec<Term<'a>>> {
-    conn.drain_events().map(|e| event(env, input, &e)).collect()
+fn events<'a>(
+    env: Env<'a>,
+    input: &Binary<'a>,
+    referenced: usize,
+    conn: &mut Connection,
+) -> NifResult<Vec<Term<'a>>> {
+    conn.drain_events().map(|e| event(env, input, referenced, &e)).collect()
 }
 
 /// `{:rejected, status, kind, message}`.
@@ -110,16 +201,24 @@ fn empty<'a>(env: Env<'a>) -> Binary<'a> {
     rustler::NewBinary::new(env, 0).into()
 }
 
-/// Feeds received bytes (the caller bounds each call to 64 KiB): `{:ok, events}`, or
-/// `{:error, {:rejected, status, kind, message}, events}` when a request was refused (the
-/// answer is queued for `h1_flush`).
+/// Feeds received bytes (the caller bounds each call to 64 KiB; `referenced` is the size of
+/// the socket read they are part of): `{:ok, events}`, `{:wait, events}` when the engine wants
+/// no more input for now (stop reading the socket), or `{:error, {:rejected, status, kind,
+/// message}, events}` when a request was refused (the answer is queued for `h1_flush`).
 #[rustler::nif]
-fn h1_recv<'a>(env: Env<'a>, engine: ResourceArc<Http1Resource>, input: Binary<'a>) -> NifResult<Term<'a>> {
-    let mut conn = lock(&engine)?;
+fn h1_recv<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<Http1Resource>,
+    input: Binary<'a>,
+    referenced: usize,
+) -> NifResult<Term<'a>> {
+    let mut guard = lock(&engine)?;
+    let conn = &mut guard.conn;
     let result = conn.recv(input.as_slice(), Instant::now());
-    let events = events(env, &input, &mut conn)?;
+    let events = events(env, &input, referenced, conn)?;
     Ok(match result {
-        Ok(()) => (terms::ok(), events).encode(env),
+        Ok(()) if conn.wants_input() => (terms::ok(), events).encode(env),
+        Ok(()) => (terms::wait(), events).encode(env),
         Err(r) => (terms::error(), rejection(env, &r)?, events).encode(env),
     })
 }
@@ -128,8 +227,76 @@ fn sent<'a>(env: Env<'a>, r: Result<Sent, SendError>, with_queued: bool) -> NifR
     match r {
         Ok(Sent::Queued(n)) if with_queued => Ok((terms::ok(), n).encode(env)),
         Ok(Sent::Queued(_)) => Ok(terms::ok().encode(env)),
+        Ok(Sent::Accepted { taken, blocked }) => Ok((terms::ok(), taken as u64, blocked).encode(env)),
         Ok(Sent::StreamClosed) => Ok((terms::error(), terms::closed()).encode(env)),
         Err(SendError::Misuse(m)) => Err(misuse(m)),
+    }
+}
+
+/// Registers a read of a request body: `:fin`, `:more` (complete now), `:wait` (a `read_done`
+/// event will tell), or `{:error, :closed}`.
+#[rustler::nif]
+fn h1_read<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<Http1Resource>,
+    id: u64,
+    length: u64,
+) -> NifResult<Term<'a>> {
+    Ok(match lock(&engine)?.read(id, length) {
+        Some(ReadStatus::Fin) => terms::fin().encode(env),
+        Some(ReadStatus::More) => terms::more().encode(env),
+        Some(ReadStatus::Wait) => terms::wait().encode(env),
+        None => (terms::error(), terms::closed()).encode(env),
+    })
+}
+
+/// The period of a registered read expired: `true` if one was waiting (it completes now).
+#[rustler::nif]
+fn h1_read_timeout(engine: ResourceArc<Http1Resource>, id: u64) -> NifResult<bool> {
+    Ok(lock(&engine)?.read_timeout(id))
+}
+
+/// The application will not read the rest of the body.
+#[rustler::nif]
+fn h1_discard(engine: ResourceArc<Http1Resource>, id: u64) -> NifResult<rustler::Atom> {
+    lock(&engine)?.discard(id);
+    Ok(terms::ok())
+}
+
+/// Response body bytes with bounded memory: `{:ok, taken, blocked?}` or `{:error, :closed}`.
+#[rustler::nif]
+fn h1_send_body<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<Http1Resource>,
+    id: u64,
+    data: Binary<'a>,
+    end_stream: bool,
+) -> NifResult<Term<'a>> {
+    let r = lock(&engine)?.send_body(id, data.as_slice(), end_stream);
+    sent(env, r, false)
+}
+
+/// The response head and the start of its body in one call, as `engine_reply`: `{:ok, taken,
+/// blocked?}` (`{:ok, 0, false}` for a response ended by its head) or `{:error, :closed}`.
+#[rustler::nif]
+fn h1_reply<'a>(
+    env: Env<'a>,
+    engine: ResourceArc<Http1Resource>,
+    id: u64,
+    headers: Vec<(Binary<'a>, Binary<'a>)>,
+    body: Binary<'a>,
+    end_stream: bool,
+) -> NifResult<Term<'a>> {
+    let fields: Vec<(&[u8], &[u8])> = headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
+    let mut conn = lock(&engine)?;
+    let headers_end = end_stream && body.is_empty();
+    match conn.send_headers(id, &fields, headers_end) {
+        Ok(Sent::Queued(_)) if headers_end => Ok((terms::ok(), 0u64, false).encode(env)),
+        Ok(Sent::Queued(_)) => {
+            let r = conn.send_body(id, body.as_slice(), end_stream);
+            sent(env, r, false)
+        }
+        other => sent(env, other, false),
     }
 }
 
@@ -183,14 +350,54 @@ fn h1_shutdown(engine: ResourceArc<Http1Resource>) -> NifResult<rustler::Atom> {
     Ok(terms::ok())
 }
 
-/// Everything to write now and the events the flush produced: `{binary, events}`.
+/// Everything to write now, the events the flush produced, and what the caller does next:
+/// `{binary, events, :read | :wait | :done}` (read the socket; do not read it now, the engine
+/// wants no input; close once the binary is written). An engine linked to its server's
+/// totals reports to them.
 #[rustler::nif]
 fn h1_flush<'a>(env: Env<'a>, engine: ResourceArc<Http1Resource>) -> NifResult<Term<'a>> {
-    let mut conn = lock(&engine)?;
-    let out = conn.flush(Instant::now());
+    let mut guard = lock(&engine)?;
+    let h1 = &mut *guard;
+    let out = h1.conn.flush(Instant::now());
     // Input held back is processed by the flush as copies: no payload refers to an input.
-    let events = events(env, &empty(env), &mut conn)?;
-    Ok((binary(env, &out), events).encode(env))
+    let events = events(env, &empty(env), 0, &mut h1.conn)?;
+    if let Some(r) = h1.reporter.as_mut() {
+        r.report(&h1.conn);
+    }
+    let next = if h1.conn.is_done() {
+        terms::done()
+    } else if h1.conn.wants_input() {
+        atoms::read()
+    } else {
+        terms::wait()
+    };
+    Ok((binary(env, &out), events, next).encode(env))
+}
+
+/// Links the engine to its server's totals: its flushes add to them from now on.
+#[rustler::nif]
+fn h1_report_to(
+    engine: ResourceArc<Http1Resource>,
+    totals: ResourceArc<TotalsResource>,
+) -> NifResult<rustler::Atom> {
+    let mut guard = lock(&engine)?;
+    let h1 = &mut *guard;
+    if h1.reporter.is_none() {
+        h1.reporter = Some(Reporter::new(totals.0.clone(), &h1.conn));
+    }
+    Ok(terms::ok())
+}
+
+/// The engine is done (its connection closed, or it handed over to HTTP/2): its last counters
+/// go to the totals and its gauges leave them (idempotent).
+#[rustler::nif]
+fn h1_close_report(engine: ResourceArc<Http1Resource>) -> NifResult<rustler::Atom> {
+    let mut guard = lock(&engine)?;
+    let h1 = &mut *guard;
+    if let Some(r) = h1.reporter.as_mut() {
+        r.close(&h1.conn);
+    }
+    Ok(terms::ok())
 }
 
 #[rustler::nif]
@@ -200,11 +407,6 @@ fn h1_check_timeouts<'a>(env: Env<'a>, engine: ResourceArc<Http1Resource>) -> Ni
         Ok(()) => terms::ok().encode(env),
         Err(r) => (terms::error(), rejection(env, &r)?).encode(env),
     })
-}
-
-fn put<'a>(map: Term<'a>, key: &str, value: impl Encoder) -> NifResult<Term<'a>> {
-    let env = map.get_env();
-    map.map_put(rustler::Atom::from_str(env, key)?, value)
 }
 
 /// Connection state the caller acts on.

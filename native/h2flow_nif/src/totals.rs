@@ -2,29 +2,47 @@
 //! and the encoding of a snapshot as the map `H2Flow.Engine.stats/1` and `H2Flow.stats/1`
 //! return.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use h2flow_core::totals::{fields, Reporter, Totals, Values, DEFENCES, DEFENCE_COUNT};
+use h2flow_core::totals::{fields, Presence, Reporter, Totals, Values, DEFENCES, DEFENCE_COUNT};
 use rustler::{Atom, Encoder, Env, NifResult, ResourceArc, Term};
 
 use crate::engine::{lock, put, EngineResource};
 use crate::terms::{self, binary};
 
-pub struct TotalsResource(Arc<Totals>);
+pub struct TotalsResource(pub(crate) Arc<Totals>);
 
 #[rustler::resource_impl]
 impl rustler::Resource for TotalsResource {}
 
+/// A connection's [`Presence`] in its server's totals.
+pub struct PresenceResource(Mutex<Presence>);
+
+#[rustler::resource_impl]
+impl rustler::Resource for PresenceResource {}
+
+/// What a map of values shows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// A server's totals: everything.
+    Server,
+    /// One HTTP/2 engine's own stats: its values only.
+    Http2Engine,
+}
+
 /// A map of `values`: nested maps for grouped fields, plus `stalls` and `defences_triggered`
-/// (sums); `connections` and `connections_closed` only with `with_connections`.
-pub fn encode<'a>(env: Env<'a>, values: &Values, with_connections: bool) -> NifResult<Term<'a>> {
+/// (sums).
+pub fn encode<'a>(env: Env<'a>, values: &Values, scope: Scope) -> NifResult<Term<'a>> {
     let mut m = Term::map_new(env);
     let mut group: Option<(&str, Term<'a>)> = None;
     let mut stalls = 0;
     let mut defences = 0;
     for (i, (f, &v)) in fields().iter().zip(values.iter()).enumerate() {
-        if !with_connections && f.name.starts_with("connections") {
+        let others = f.name.starts_with("connections")
+            || f.name == "http2_connections"
+            || f.group.is_some_and(|g| g.starts_with("http1"));
+        if scope == Scope::Http2Engine && others {
             continue;
         }
         if f.name.ends_with("_stalls") && f.group.is_none() {
@@ -63,7 +81,22 @@ fn totals_new() -> ResourceArc<TotalsResource> {
 /// `connections_closed`. Reads atomics only: never waits on a connection.
 #[rustler::nif]
 fn totals_read<'a>(env: Env<'a>, totals: ResourceArc<TotalsResource>) -> NifResult<Term<'a>> {
-    encode(env, &totals.0.read(), true)
+    encode(env, &totals.0.read(), Scope::Server)
+}
+
+/// A connection is accepted: it counts in `connections` until `totals_leave` (or until its
+/// process is gone and the presence is garbage-collected).
+#[rustler::nif]
+fn totals_join(totals: ResourceArc<TotalsResource>) -> ResourceArc<PresenceResource> {
+    ResourceArc::new(PresenceResource(Mutex::new(Presence::join(totals.0.clone()))))
+}
+
+/// The connection closed: it moves to `connections_closed` (idempotent).
+#[rustler::nif]
+fn totals_leave(presence: ResourceArc<PresenceResource>) -> NifResult<Atom> {
+    let mut p = presence.0.lock().map_err(|_| crate::terms::misuse("the presence is unusable"))?;
+    p.leave();
+    Ok(terms::ok())
 }
 
 /// Links an engine to its server's totals: from now on its flushes (`engine_flush_reporting`)

@@ -1,9 +1,10 @@
 """httpx (PyPI httpx[http2]) client for the interop suite (test/interop/httpx_test.exs).
 
-    python3 httpx_client.py BASE_URL CA N
+    python3 httpx_client.py BASE_URL CA N [http1]
 
 One AsyncClient with HTTP/2 (prior knowledge for http://, ALPN over TLS with CA trusted;
-"-" for none) sends N requests at once, mixed: GET /hello, GET /bytes of various sizes
+"-" for none), or with HTTP/1.1 only when the fourth argument is "http1" (its pool of
+keep-alive connections), sends N requests at once, mixed: GET /hello, GET /bytes of various sizes
 (checked against x-sha256), POST /upload of various sizes (checked against the answer), GET
 /slow. Prints "RESULT <json>": ok, failures, HTTP versions seen, time.
 """
@@ -44,11 +45,12 @@ async def one(client, i):
     return r.http_version, ok, f"{kind}/{size}: status {r.status_code}"
 
 
-async def main(base, ca, n):
+async def main(base, ca, n, only_http1):
     verify = ssl.create_default_context(cafile=ca) if ca != "-" else False
-    http1 = base.startswith("https")  # over TLS ALPN picks h2; h2c needs prior knowledge
+    # Over TLS ALPN picks h2; h2c needs prior knowledge.
+    http1 = only_http1 or base.startswith("https")
     async with httpx.AsyncClient(
-        base_url=base, http2=True, http1=http1, verify=verify, timeout=60
+        base_url=base, http2=not only_http1, http1=http1, verify=verify, timeout=60
     ) as client:
         started = time.monotonic()
         outcomes = await asyncio.gather(*(one(client, i) for i in range(n)), return_exceptions=True)
@@ -70,4 +72,5 @@ async def main(base, ca, n):
 
 if __name__ == "__main__":
     base, ca, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    print("RESULT " + json.dumps(asyncio.run(main(base, ca, n))), flush=True)
+    only_http1 = len(sys.argv) > 4 and sys.argv[4] == "http1"
+    print("RESULT " + json.dumps(asyncio.run(main(base, ca, n, only_http1))), flush=True)

@@ -25,6 +25,9 @@ defmodule Mix.Tasks.H2flow.Bench do
     * `slow`: one connection, 64 streams each POSTing 16 KiB to a handler that sleeps 500 ms
       before reading: the WINDOW_UPDATE frames sent and the writes that carried them.
     * `upload`: one 256 MiB POST to `/echo`: seconds and MB/s.
+    * `h1`: HTTP/1.1 on the same listener, `h2load --h1 -n 200000 -c 100` (keep-alive, no
+      pipelining): `GET /` and the 16 KiB `POST /echo`, requests per second and CPU per
+      request.
     * `plug`: `GET /` and the 16 KiB POST as a Plug on h2flow, beside the native handler and
       Bandit serving the same Plug (`mix help h2flow.bench.plug`; needs `PLUG_EBIN`, and
       `BANDIT_EBIN` for Bandit, else skipped).
@@ -35,7 +38,7 @@ defmodule Mix.Tasks.H2flow.Bench do
 
   ## Side by side with other servers
 
-  `--peer NAME=URL` (repeatable) runs the `get`, `post` and `upload` sections against another
+  `--peer NAME=URL` (repeatable) runs the `get`, `post`, `upload` and `h1` sections against another
   server too, in the same rounds, interleaved with h2flow's (h2flow, then each peer, round
   after round), and reports each peer's median and the ratio of h2flow's median to it. The
   peer must answer `GET /` with a small body and `POST /echo` by reading the body and answering
@@ -59,7 +62,7 @@ defmodule Mix.Tasks.H2flow.Bench do
 
   alias H2Flow.Bench.{Handler, IdleMemory, Load, NifRecv, Report}
 
-  @sections ~w(memory nif get post slow upload plug core)
+  @sections ~w(memory nif get post slow upload h1 plug core)
   @switches [
     runs: :integer,
     only: :string,
@@ -73,7 +76,7 @@ defmodule Mix.Tasks.H2flow.Bench do
     opts = parse_args!(args)
     h2load = System.find_executable("h2load")
 
-    if Enum.any?(opts.sections, &(&1 in ~w(get post slow upload plug))) and h2load == nil do
+    if Enum.any?(opts.sections, &(&1 in ~w(get post slow upload h1 plug))) and h2load == nil do
       Mix.raise("h2flow.bench needs h2load on PATH (Debian: apt-get install nghttp2-client)")
     end
 
@@ -271,6 +274,30 @@ defmodule Mix.Tasks.H2flow.Bench do
     }
   end
 
+  # HTTP/1.1 (issue 18): one request at a time per connection, 100 connections.
+  defp section("h1", ctx) do
+    n = if ctx.quick, do: 20_000, else: 200_000
+    file = Load.data_file(ctx.dir, 16 * 1024)
+    flags = ["--h1", "-c", "100"]
+
+    for {what, extra, path} <- [{"GET /", [], "/"}, {"POST 16 KiB", ["-d", file], "/echo"}],
+        reduce: %{rows: [], details: []} do
+      acc ->
+        all = compare(ctx, ["-n", "#{n}" | flags ++ extra], path, warmup: div(n, 10))
+        runs = all["h2flow"]
+        label = "HTTP/1.1 #{what} (h2load --h1 -n #{n} -c 100)"
+
+        rows =
+          [
+            row(label, median(runs, :rps), &"#{int(&1)} req/s", nil, ""),
+            row("  … server CPU per request", median(runs, :cpu_us), &"#{dec(&1)} µs", nil, "")
+          ] ++ peer_rows(ctx, all, "HTTP/1.1 #{what}", {:min, 1, "≥ 1 (issue 18)"})
+
+        details = ["h1 #{what}: " <> runs_line(runs)] ++ peer_details(ctx, all, "h1 #{what}")
+        %{rows: acc.rows ++ rows, details: acc.details ++ details}
+    end
+  end
+
   defp section("nif", ctx) do
     samples = if ctx.quick, do: 1_000, else: 5_000
     results = NifRecv.run([16_384, 65_536], samples)
@@ -405,7 +432,7 @@ defmodule Mix.Tasks.H2flow.Bench do
     wu = fn s -> s.window_update_frames.connection + s.window_update_frames.stream end
     delta = fn f -> f.(stats1) - f.(stats0) end
     wu_total = delta.(wu)
-    check_body_bytes!(args, r.succeeded, delta.(& &1.data_bytes_received))
+    check_body_bytes!(args, r.succeeded, delta.(&(&1.data_bytes_received + &1.http1.body_bytes_received)))
 
     Map.merge(r, %{
       wu: wu_total,

@@ -142,6 +142,8 @@ pub(super) struct Parsed {
     /// with its name lowercased.
     pub fields: HeaderList,
     pub body: BodyKind,
+    /// The Content-Length, when the body is framed by one.
+    pub content_length: Option<u64>,
     /// The request allows the connection to persist (RFC 9112 §9.3).
     pub keep_alive: bool,
     pub expect_continue: bool,
@@ -231,7 +233,17 @@ pub(super) fn parse_request(head: &[u8], cfg: &Config) -> Result<Parsed, Rejecte
     } else {
         upgrade::check_h2c(&fields, &conn.names, version, body, settings_fields, settings_value, cfg)
     };
-    Ok(Parsed { version, is_head: method == "HEAD", fields, body, keep_alive, expect_continue, h2c })
+    let content_length = if body == BodyKind::Chunked { None } else { content_length };
+    Ok(Parsed {
+        version,
+        is_head: method == "HEAD",
+        fields,
+        body,
+        content_length,
+        keep_alive,
+        expect_continue,
+        h2c,
+    })
 }
 
 /// The options of the Connection fields (RFC 9110 §7.6.1).

@@ -3,26 +3,31 @@
 //!
 //! The caller feeds what it read with [`Connection::recv`] and takes the [`Event`]s; the
 //! application answers each request with [`Connection::send_headers`] and
-//! [`Connection::send_data`] (the same calls as HTTP/2: `:status` first, `end_stream`), says
-//! when it starts reading a body ([`Connection::read_body`], which writes `100 Continue` if the
-//! client waits for it) and how much of it it consumed ([`Connection::consume`]); the caller
-//! writes what [`Connection::flush`] returns, one buffer per burst of work, and takes the events
-//! again (a flush can resume parsing input held back, and reports senders that may go on).
+//! [`Connection::send_body`] (the same calls as HTTP/2: `:status` first, `end_stream`, at most
+//! what the send queue has room for), and reads a body the way it does over HTTP/2
+//! ([`Connection::read`]: it registers a read of up to `length` bytes, the engine hands it every
+//! byte held and what arrives while it waits, and reports [`Event::ReadDone`] when the body has
+//! ended or `length` bytes were handed over; the first read writes `100 Continue` if the client
+//! waits for it). Applications that do not register reads say how much they consumed
+//! ([`Connection::consume`]). The caller writes what [`Connection::flush`] returns, one buffer
+//! per burst of work, and takes the events again (a flush can resume parsing input held back,
+//! and reports senders that may go on).
 //!
 //! Requests are numbered from 1 in arrival order. Pipelined requests are parsed and announced
 //! as they arrive, up to `max_pipelined` unanswered ones, and answered in order: a response is
 //! written as soon as every earlier one is complete, and queued in the engine until then.
 //!
 //! Back-pressure, both ways:
-//! - request bodies are handed out as they arrive (ranges of the `recv` input, no copy), and
-//!   [`Connection::wants_input`] turns false while the application holds `max_body_buffer`
-//!   bytes it has not consumed, or while `max_pipelined` requests wait for their responses: the
-//!   caller then stops reading the socket and TCP's window stops the client. Input the engine
-//!   holds back is at most one read plus a partial head (`max_header_section`);
-//! - [`Connection::send_data`] returns the response bytes not yet written for that request; at
-//!   `max_send_queue` or more the application waits for [`Event::Writable`], which comes once a
-//!   flush has handed them to the caller (whose socket write blocks while the client does not
-//!   read).
+//! - request bodies are reported as they arrive (ranges of the `recv` input, no copy); bytes no
+//!   read asked for are held, and [`Connection::wants_input`] turns false while they reach
+//!   `max_body_buffer`, or while `max_pipelined` requests wait for their responses: the caller
+//!   then stops reading the socket and TCP's window stops the client. Bytes a read asked for
+//!   are the application's (as over HTTP/2). Input the engine holds back is at most one read
+//!   plus a partial head (`max_header_section`);
+//! - [`Connection::send_body`] takes at most what the request's send queue (`max_send_queue`)
+//!   has room for and says when it is full; the application then waits for
+//!   [`Event::Writable`], which comes once a flush has handed the bytes to the caller (whose
+//!   socket write blocks while the client does not read).
 //!
 //! The engine chooses the response framing: Content-Length when the application gives one,
 //! chunked for an HTTP/1.1 response without one, and for HTTP/1.0 the end of the connection.
@@ -54,6 +59,7 @@ use std::time::Instant;
 use crate::hpack::HeaderList;
 
 pub use crate::connection::{Payload, SendError};
+pub use crate::scheduler::ReadStatus;
 pub use config::Config;
 pub use detect::{detect, Detected};
 pub use error::{Reject, Rejected};
@@ -67,6 +73,9 @@ pub enum Sent {
     /// Accepted; this many bytes of the response are not yet handed to the caller (at
     /// `max_send_queue` or more, wait for [`Event::Writable`]).
     Queued(u64),
+    /// [`Connection::send_body`] took the first `taken` bytes; `blocked`: the send queue is
+    /// full, wait for [`Event::Writable`] before sending the rest.
+    Accepted { taken: usize, blocked: bool },
     /// The request is gone (cancelled, or the connection is closing): nothing was sent. A
     /// normal outcome, counted in `writes_to_closed`.
     StreamClosed,
@@ -92,10 +101,14 @@ impl Version {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// A request: its fields, as HTTP/2 has them (`:method`, `:scheme`, `:authority` when known,
-    /// `:path`), then every field line with its name lowercased. `end_stream`: it has no body.
-    Request { id: u64, version: Version, fields: HeaderList, end_stream: bool },
+    /// `:path`), then every field line with its name lowercased; `content_length` as framed
+    /// (`None` for a chunked body). `end_stream`: it has no body.
+    Request { id: u64, version: Version, fields: HeaderList, content_length: Option<u64>, end_stream: bool },
     /// Request body bytes. An empty payload with `end_stream` marks the end of the body.
     Data { id: u64, data: Payload, end_stream: bool },
+    /// The request's registered read ([`Connection::read`]) completed: the body ended (`fin`),
+    /// or the read was handed its length. Follows the data events that completed it.
+    ReadDone { id: u64, fin: bool },
     /// The body ended with these trailer fields (names lowercased).
     Trailers { id: u64, fields: HeaderList },
     /// The request's unwritten response bytes were handed to the caller: its sender may go on.
@@ -180,6 +193,13 @@ enum Resp {
     Done,
 }
 
+/// A read registered by the application ([`Connection::read`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Read {
+    length: u64,
+    handed: u64,
+}
+
 /// A request and its response, from its head until its response is complete.
 #[derive(Debug)]
 struct Exchange {
@@ -191,8 +211,12 @@ struct Exchange {
     expect: Continue,
     body_done: bool,
     body_started: bool,
-    /// Body bytes handed out and not consumed.
+    /// Body bytes reported and not yet consumed or handed to a read.
     handed: u64,
+    /// A registered read: its length and what it was handed so far.
+    read: Option<Read>,
+    /// The application will not read the rest of the body: it is dropped as it arrives.
+    discarded: bool,
     resp: Resp,
     /// Response bytes waiting for every earlier response to complete.
     queue: Vec<u8>,

@@ -200,6 +200,8 @@ impl Connection {
             body_done: end_stream,
             body_started: false,
             handed: 0,
+            read: None,
+            discarded: false,
             resp: Resp::Pending,
             queue: Vec::new(),
             notify: false,
@@ -207,7 +209,13 @@ impl Connection {
             cancelled: false,
             synthetic: false,
         });
-        self.events.push(Event::Request { id, version: parsed.version, fields: parsed.fields, end_stream });
+        self.events.push(Event::Request {
+            id,
+            version: parsed.version,
+            fields: parsed.fields,
+            content_length: parsed.content_length,
+            end_stream,
+        });
         match parsed.body {
             BodyKind::None if parsed.keep_alive => self.enter_head(),
             // RFC 9112 9.6: after a request with "close", no further request is processed.
@@ -281,15 +289,42 @@ impl Connection {
         }
         let Some(i) = self.index(id) else { return };
         let was_below = self.buffered < self.cfg.max_body_buffer;
-        if let Some(ex) = self.pipeline.get_mut(i) {
-            ex.handed += len as u64;
-            ex.body_started |= len > 0;
+        let Some(ex) = self.pipeline.get_mut(i) else { return };
+        if ex.discarded {
+            self.stats.body_bytes_discarded += len as u64;
+            return;
         }
-        self.buffered += len as u64;
+        ex.body_started |= len > 0;
         self.stats.body_bytes_received += len as u64;
-        if was_below && self.buffered >= self.cfg.max_body_buffer {
-            self.stats.input_pauses += 1;
+        // Bytes for a registered read are its own; others are held until one asks for them.
+        let mut completed = false;
+        match ex.read.as_mut() {
+            Some(read) => {
+                read.handed += len as u64;
+                // The end of the body completes the read with Fin (body_ended).
+                if !end && read.handed >= read.length {
+                    ex.read = None;
+                    completed = true;
+                }
+            }
+            None => {
+                ex.handed += len as u64;
+                self.buffered += len as u64;
+                if was_below && self.buffered >= self.cfg.max_body_buffer {
+                    self.stats.input_pauses += 1;
+                }
+            }
         }
+        self.data_event(id, buf, start, len, zero_copy, end);
+        if completed {
+            self.events.push(Event::ReadDone { id, fin: false });
+        }
+    }
+
+    /// Reports body bytes `buf[start..start + len]`: a range of the input when large enough,
+    /// else a copy merged with the previous piece of the same request.
+    fn data_event(&mut self, id: u64, buf: &[u8], start: usize, len: usize, zero_copy: bool, end: bool) {
+        let Some(bytes) = buf.get(start..start + len) else { return };
         if zero_copy && len >= SMALL_PIECE {
             self.events.push(Event::Data { id, data: Payload::Input { start, len }, end_stream: end });
             return;
@@ -316,14 +351,22 @@ impl Connection {
         match mode {
             BodyMode::Deliver => {
                 let mut keep_alive = false;
+                let mut reading = false;
+                let mut discarded = false;
                 if let Some(ex) = self.index(id).and_then(|i| self.pipeline.get_mut(i)) {
                     ex.body_done = true;
                     keep_alive = ex.keep_alive && !ex.close_after;
+                    reading = ex.read.take().is_some();
+                    discarded = ex.discarded;
                 }
                 match trailers {
+                    _ if discarded => {}
                     Some(fields) => self.events.push(Event::Trailers { id, fields }),
                     None if !signalled => self.end_data(id),
                     None => {}
+                }
+                if reading {
+                    self.events.push(Event::ReadDone { id, fin: true });
                 }
                 if keep_alive {
                     self.enter_head();
@@ -404,6 +447,8 @@ impl Connection {
                 body_done: true,
                 body_started: false,
                 handed: 0,
+                read: None,
+                discarded: false,
                 resp: Resp::Done,
                 queue: answer,
                 notify: false,

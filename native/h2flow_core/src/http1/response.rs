@@ -152,10 +152,9 @@ impl Connection {
                 self.write(i, &t);
             }
             Framing::Length(remaining) if remaining > 0 => {
+                // The body is shorter than its content-length: the close tells the client.
                 self.end_short(i);
-                return Err(SendError::Misuse(
-                    "response body shorter than its content-length: the connection is closed after it",
-                ));
+                return Ok(Sent::Queued(0));
             }
             // Trailers need chunked framing; without it they are dropped (RFC 9110 6.5).
             _ => {}

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use super::{BodyMode, Connection, Continue, Event, Framing, Input, Resp, SendError, Sent};
+use super::{BodyMode, Connection, Continue, Event, Framing, Input, Read, ReadStatus, Resp, SendError, Sent};
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -14,6 +14,9 @@ impl Connection {
     /// chunked framing, dropped otherwise). The engine adds the framing fields
     /// (`content-length: 0`, `transfer-encoding: chunked`) and `connection`; the application's
     /// `connection: close` is honoured, `transfer-encoding` is refused (the engine chooses).
+    ///
+    /// Misuse raises no bytes on the wire; once the response head was written, it also ends
+    /// the exchange like [`Connection::abort`] (the response cannot be completed correctly).
     pub fn send_headers(
         &mut self,
         id: u64,
@@ -21,18 +24,99 @@ impl Connection {
         end_stream: bool,
     ) -> Result<Sent, SendError> {
         let Some(i) = self.sendable(id)? else { return Ok(Sent::StreamClosed) };
-        match self.pipeline.get(i).map(|e| e.resp) {
+        let r = match self.pipeline.get(i).map(|e| e.resp) {
             Some(Resp::Pending) => self.write_head(i, id, fields, end_stream),
             Some(Resp::Body(framing)) => self.write_trailers(i, framing, fields, end_stream),
             _ => Err(SendError::Misuse("the response was already ended")),
-        }
+        };
+        self.abort_on_misuse(id, r)
     }
 
-    /// Sends response body bytes. Returns the bytes of this response not yet handed to the
-    /// caller: at `max_send_queue` or more, wait for [`Event::Writable`]. Bodies of HEAD, 204
-    /// and 304 responses are dropped; a body longer than its Content-Length is refused, a
-    /// shorter one ends the connection after it.
+    /// Sends response body bytes with bounded memory, as HTTP/2's `send_body`: takes at most
+    /// what the request's send queue has room for (`max_send_queue` less what is not yet handed
+    /// to the caller) and returns [`Sent::Accepted`]; send the rest (and the end of the
+    /// response, which applies only once everything was taken) right away unless `blocked`,
+    /// in which case wait for [`Event::Writable`].
+    pub fn send_body(&mut self, id: u64, data: &[u8], end_stream: bool) -> Result<Sent, SendError> {
+        let Some(i) = self.sendable(id)? else { return Ok(Sent::StreamClosed) };
+        let room = self.cfg.max_send_queue.saturating_sub(self.queued_for(i));
+        let taken = data.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let end = end_stream && taken == data.len();
+        // ok: taken <= data.len().
+        let piece = &data[..taken];
+        if taken > 0 || end {
+            match self.send_data(id, piece, end)? {
+                Sent::StreamClosed => return Ok(Sent::StreamClosed),
+                _ if end => return Ok(Sent::Accepted { taken, blocked: false }),
+                _ => {}
+            }
+        }
+        let blocked = match self.index(id) {
+            Some(i) if self.queued_for(i) >= self.cfg.max_send_queue => {
+                if let Some(ex) = self.pipeline.get_mut(i) {
+                    ex.notify = true;
+                }
+                true
+            }
+            _ => false,
+        };
+        Ok(Sent::Accepted { taken, blocked })
+    }
+
+    /// The application reads the request body, up to `length` bytes, as over HTTP/2 (the
+    /// scheduler's rule 8): every byte reported and not yet handed over is handed over now,
+    /// and those that arrive while the read is registered as they arrive. Returns
+    /// [`ReadStatus::Fin`] (the body ended: the read has everything), [`ReadStatus::More`]
+    /// (`length` bytes were handed over) or [`ReadStatus::Wait`] (an [`Event::ReadDone`] will
+    /// tell); `None` when the request is gone (cancelled, or answered: a body not read by then
+    /// is discarded; or the application discarded it). The first read writes `100 Continue` if the client waits for it.
+    pub fn read(&mut self, id: u64, length: u64) -> Option<ReadStatus> {
+        let i = self.index(id)?;
+        if self.pipeline.get(i).is_some_and(|e| e.cancelled || e.discarded || e.resp == Resp::Done) {
+            return None;
+        }
+        self.continue_if_expected(i);
+        let ex = self.pipeline.get_mut(i)?;
+        let n = std::mem::take(&mut ex.handed);
+        self.buffered -= n;
+        if ex.body_done {
+            ex.read = None;
+            return Some(ReadStatus::Fin);
+        }
+        if n >= length {
+            ex.read = None;
+            return Some(ReadStatus::More);
+        }
+        ex.read = Some(Read { length, handed: n });
+        Some(ReadStatus::Wait)
+    }
+
+    /// The period of the request's registered read expired: it completes with what it was
+    /// handed so far. `false` when no read was registered (it had completed already).
+    pub fn read_timeout(&mut self, id: u64) -> bool {
+        self.index(id).and_then(|i| self.pipeline.get_mut(i)).and_then(|e| e.read.take()).is_some()
+    }
+
+    /// The application will not read the rest of the request body (its handler is done):
+    /// what is held is released, and what still arrives is dropped without being reported.
+    pub fn discard(&mut self, id: u64) {
+        let Some(ex) = self.index(id).and_then(|i| self.pipeline.get_mut(i)) else { return };
+        ex.discarded = true;
+        ex.read = None;
+        self.buffered -= std::mem::take(&mut ex.handed);
+    }
+
+    /// Sends response body bytes, all of them. Returns the bytes of this response not yet
+    /// handed to the caller: at `max_send_queue` or more, wait for [`Event::Writable`]. Bodies
+    /// of HEAD, 204 and 304 responses are dropped; a body longer than its Content-Length is
+    /// refused (and ends the exchange, see [`Connection::send_headers`]), a shorter one ends the
+    /// connection after it (the client can only tell from the close).
     pub fn send_data(&mut self, id: u64, data: &[u8], end_stream: bool) -> Result<Sent, SendError> {
+        let r = self.send_data_inner(id, data, end_stream);
+        self.abort_on_misuse(id, r)
+    }
+
+    fn send_data_inner(&mut self, id: u64, data: &[u8], end_stream: bool) -> Result<Sent, SendError> {
         let Some(i) = self.sendable(id)? else { return Ok(Sent::StreamClosed) };
         let framing = match self.pipeline.get(i).map(|e| e.resp) {
             Some(Resp::Body(framing)) => framing,
@@ -51,10 +135,9 @@ impl Connection {
                 self.write(i, data);
                 self.set_resp(i, Resp::Body(Framing::Length(remaining - n)));
                 if end_stream && remaining > n {
+                    self.stats.body_bytes_sent += n;
                     self.end_short(i);
-                    return Err(SendError::Misuse(
-                        "response body shorter than its content-length: the connection is closed after it",
-                    ));
+                    return Ok(Sent::Queued(0));
                 }
             }
             Framing::Chunked => {
@@ -87,16 +170,32 @@ impl Connection {
     }
 
     /// The application starts reading the request body: writes `100 Continue` if the client
-    /// waits for it (RFC 9110 §10.1.1) and no final response was sent.
+    /// waits for it (RFC 9110 §10.1.1) and no final response was sent. [`Connection::read`]
+    /// does this itself.
     pub fn read_body(&mut self, id: u64) -> Result<Sent, SendError> {
         let Some(i) = self.sendable(id)? else { return Ok(Sent::StreamClosed) };
-        let Some(ex) = self.pipeline.get_mut(i) else { return Ok(Sent::StreamClosed) };
+        self.continue_if_expected(i);
+        Ok(Sent::Queued(0))
+    }
+
+    fn continue_if_expected(&mut self, i: usize) {
+        let Some(ex) = self.pipeline.get_mut(i) else { return };
         if ex.expect == Continue::Expected && !ex.body_started && !ex.body_done && ex.resp == Resp::Pending {
             ex.expect = Continue::Sent;
             self.stats.continues_sent += 1;
             self.write(i, CONTINUE);
         }
-        Ok(Sent::Queued(0))
+    }
+
+    /// A misuse after the response head was written leaves a response that cannot be
+    /// completed correctly: the exchange ends as if aborted.
+    fn abort_on_misuse(&mut self, id: u64, r: Result<Sent, SendError>) -> Result<Sent, SendError> {
+        if r.is_err()
+            && self.index(id).and_then(|i| self.pipeline.get(i)).is_some_and(|e| e.resp != Resp::Pending)
+        {
+            self.abort(id);
+        }
+        r
     }
 
     /// The application consumed `n` body bytes of request `id`. A request that is gone is a
@@ -217,6 +316,10 @@ impl Connection {
         let id = ex.id;
         let keep_alive = ex.keep_alive && !ex.close_after;
         self.buffered -= std::mem::take(&mut ex.handed);
+        // A read still waiting gets what it has: the rest of the body is not delivered.
+        if ex.read.take().is_some() {
+            self.events.push(Event::ReadDone { id, fin: false });
+        }
         if let Input::Body { id: r, mode, .. } = &mut self.input {
             if *r == id && matches!(mode, BodyMode::Deliver) {
                 *mode = BodyMode::Discard { budget: self.cfg.max_discard, keep_alive };

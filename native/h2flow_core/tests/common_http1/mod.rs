@@ -13,6 +13,7 @@ pub enum Ev {
     Request { id: u64, version: Version, fields: Vec<(String, String)>, end: bool },
     Data { id: u64, data: Vec<u8>, end: bool },
     Trailers { id: u64, fields: Vec<(String, String)> },
+    ReadDone { id: u64, fin: bool },
     Writable { id: u64 },
     Cancelled { id: u64 },
     Upgrade { settings: Vec<(u16, u32)>, fields: Vec<(String, String)>, body: Vec<u8>, rest: Vec<u8> },
@@ -27,13 +28,14 @@ pub fn strings(l: &h2flow_core::hpack::HeaderList) -> Vec<(String, String)> {
 impl Ev {
     pub fn from(e: Event, input: &[u8]) -> Ev {
         match e {
-            Event::Request { id, version, fields, end_stream } => {
+            Event::Request { id, version, fields, end_stream, .. } => {
                 Ev::Request { id, version, fields: strings(&fields), end: end_stream }
             }
             Event::Data { id, data, end_stream } => {
                 Ev::Data { id, data: data.resolve(input).to_vec(), end: end_stream }
             }
             Event::Trailers { id, fields } => Ev::Trailers { id, fields: strings(&fields) },
+            Event::ReadDone { id, fin } => Ev::ReadDone { id, fin },
             Event::Writable { id } => Ev::Writable { id },
             Event::Cancelled { id } => Ev::Cancelled { id },
             Event::Upgrade(u) => Ev::Upgrade {
@@ -50,6 +52,7 @@ impl Ev {
             Ev::Request { id, .. }
             | Ev::Data { id, .. }
             | Ev::Trailers { id, .. }
+            | Ev::ReadDone { id, .. }
             | Ev::Writable { id }
             | Ev::Cancelled { id } => Some(*id),
             Ev::Upgrade { .. } => None,
