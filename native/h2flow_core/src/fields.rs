@@ -377,10 +377,9 @@ fn merge_content_length(earlier: Option<u64>, value: &[u8]) -> Result<u64, Malfo
     }
 }
 
-/// tchar (RFC 9110 5.6.2), lowercase letters only since HTTP/2 names are lowercase.
-fn is_tchar(c: u8) -> bool {
-    c.is_ascii_lowercase()
-        || c.is_ascii_digit()
+/// tchar (RFC 9110 5.6.2); HTTP/2 field names are checked for uppercase letters first.
+pub(crate) fn is_tchar(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
         || matches!(
             c,
             b'!' | b'#'

@@ -20,6 +20,7 @@
 use super::error::{reject, Reject, Rejected};
 use super::head::Scan;
 use super::Config;
+use crate::fields::is_tchar;
 use crate::hpack::HeaderList;
 
 /// What the decoder found.
@@ -207,28 +208,6 @@ impl Decoder {
 
 fn hex(c: u8) -> Option<u64> {
     (c as char).to_digit(16).map(u64::from)
-}
-
-/// tchar (RFC 9110 §5.6.2).
-pub(super) fn is_tchar(c: u8) -> bool {
-    c.is_ascii_alphanumeric()
-        || matches!(
-            c,
-            b'!' | b'#'
-                | b'$'
-                | b'%'
-                | b'&'
-                | b'\''
-                | b'*'
-                | b'+'
-                | b'-'
-                | b'.'
-                | b'^'
-                | b'_'
-                | b'`'
-                | b'|'
-                | b'~'
-        )
 }
 
 /// qdtext (RFC 9110 §5.6.4).

@@ -7,8 +7,8 @@
 //! is recognised only as `method SP request-target SP "HTTP/1." DIGIT CRLF` (RFC 9112 §3),
 //! after optional empty lines (§2.2).
 
-use super::chunked::is_tchar;
 use crate::connection::PREFACE;
+use crate::fields::is_tchar;
 
 /// What the first bytes of a connection are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,9 +3,9 @@
 //! line with its reason phrase, and the application's fields, checked so that nothing it passes
 //! can split a response (RFC 9112 §11.1).
 
-use super::chunked::is_tchar;
 use super::head::{list, trim_ows};
 use super::{Connection, Continue, Framing, Input, Resp, SendError, Sent, Version};
+use crate::fields::is_tchar;
 
 impl Connection {
     /// The response head of exchange `i` (or a 1xx head before it), with the framing and the
