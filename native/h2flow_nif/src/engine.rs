@@ -348,9 +348,8 @@ fn engine_discard(engine: ResourceArc<EngineResource>, stream_id: u32) -> NifRes
     Ok(terms::ok())
 }
 
-fn sent<'a>(env: Env<'a>, r: Result<Sent, SendError>, with_queued: bool) -> NifResult<Term<'a>> {
+fn sent<'a>(env: Env<'a>, r: Result<Sent, SendError>) -> NifResult<Term<'a>> {
     match r {
-        Ok(Sent::Queued(n)) if with_queued => Ok((terms::ok(), n).encode(env)),
         Ok(Sent::Queued(_)) => Ok(terms::ok().encode(env)),
         Ok(Sent::Accepted { taken, blocked }) => Ok((terms::ok(), taken as u64, blocked).encode(env)),
         Ok(Sent::StreamClosed) => Ok((terms::error(), terms::closed()).encode(env)),
@@ -369,7 +368,7 @@ fn engine_send_body<'a>(
     end_stream: bool,
 ) -> NifResult<Term<'a>> {
     let r = lock(&engine)?.send_body(stream_id, data.as_slice(), end_stream);
-    sent(env, r, false)
+    sent(env, r)
 }
 
 /// Response headers and the start of the body in one call: `send_headers`, then `send_body`
@@ -391,9 +390,9 @@ fn engine_reply<'a>(
         Ok(Sent::Queued(_)) if headers_end => Ok((terms::ok(), 0u64, false).encode(env)),
         Ok(Sent::Queued(_)) => {
             let r = conn.send_body(stream_id, body.as_slice(), end_stream);
-            sent(env, r, false)
+            sent(env, r)
         }
-        other => sent(env, other, false),
+        other => sent(env, other),
     }
 }
 
@@ -422,7 +421,7 @@ fn engine_request<'a>(
     }
     match conn.send_body(id, body.as_slice(), end_stream) {
         Ok(Sent::Accepted { taken, blocked }) => Ok((terms::ok(), id, taken as u64, blocked).encode(env)),
-        other => sent(env, other, false),
+        other => sent(env, other),
     }
 }
 
@@ -436,7 +435,7 @@ fn engine_send_headers<'a>(
 ) -> NifResult<Term<'a>> {
     let fields: Vec<(&[u8], &[u8])> = headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
     let r = lock(&engine)?.send_headers(stream_id, &fields, end_stream);
-    sent(env, r, false)
+    sent(env, r)
 }
 
 #[rustler::nif]
@@ -448,7 +447,7 @@ fn engine_reset_stream<'a>(
 ) -> NifResult<Term<'a>> {
     let code = decode_code(code)?;
     let r = lock(&engine)?.reset_stream(stream_id, code);
-    sent(env, r, false)
+    sent(env, r)
 }
 
 #[rustler::nif]
