@@ -231,7 +231,12 @@ defmodule H2Flow.Client do
 
     case await(resp.client, ref, Keyword.get(opts, :timeout, @default_timeout)) do
       {:more, data} ->
-        next_piece(pieces(data), resp)
+        # The engine answers a read once a byte was consumed; should only empty DATA frames
+        # have come, read on rather than hand the caller an empty piece before the end.
+        case pieces(data) do
+          [] -> read_body(resp, opts)
+          pieces -> next_piece(pieces, resp)
+        end
 
       {:fin, data, trailers} ->
         Process.demonitor(ref, [:flush])
