@@ -50,12 +50,15 @@ defmodule H2Flow.ClientErrorsTest do
     url = RawServer.start()
     {:ok, client} = Client.connect(url)
     conn = RawServer.accept!()
-    tasks = for _ <- 1..3, do: request_async(client, "/")
+    # One at a time, so that each task's stream is known (tasks started together reach the
+    # client in any order).
+    one = request_async(client, "/")
     {conn, 1, _} = RawServer.next_request!(conn)
+    three = request_async(client, "/")
     {conn, 3, _} = RawServer.next_request!(conn)
+    five = request_async(client, "/")
     {conn, 5, _} = RawServer.next_request!(conn)
     :ok = H2Client.send_goaway(conn, 1, :no_error, "maintenance")
-    [one, three, five] = tasks
     assert {:error, {:goaway, :no_error}} = Task.await(three)
     assert {:error, {:goaway, :no_error}} = Task.await(five)
     # New requests are refused at once; stream 1 still completes.
@@ -142,7 +145,7 @@ defmodule H2Flow.ClientErrorsTest do
     H2Client.close(conn)
     assert {:error, :closed} = Task.await(pending)
     assert {:error, :closed} = Task.await(reader)
-    assert_receive {:DOWN, ^ref, _, _, {:shutdown, :closed}}
+    assert_receive {:DOWN, ^ref, _, _, {:shutdown, :closed}}, 5_000
   end
 
   test "PUSH_PROMISE and other connection errors fail every request, no crash" do
@@ -163,6 +166,8 @@ defmodule H2Flow.ClientErrorsTest do
 
     {:ok, _conn, frames} = H2Client.recv_until(conn, &match?({:goaway, _, _, _}, &1))
     assert {:goaway, 0, :protocol_error, _} = List.last(frames)
-    assert_receive {:DOWN, ^ref, _, _, {:shutdown, {:connection_error, :protocol_error, _}}}
+
+    assert_receive {:DOWN, ^ref, _, _, {:shutdown, {:connection_error, :protocol_error, _}}},
+                   5_000
   end
 end

@@ -117,9 +117,10 @@ defmodule H2Flow.ClientTest do
   end
 
   test "connect errors are returned" do
-    {:ok, lsock} = :gen_tcp.listen(0, ip: {127, 0, 0, 1})
-    {:ok, port} = :inet.port(lsock)
-    :gen_tcp.close(lsock)
+    # A port bound to a socket that never listens: refused, and no other test can take it.
+    {:ok, socket} = :socket.open(:inet, :stream, :tcp)
+    :ok = :socket.bind(socket, %{family: :inet, addr: {127, 0, 0, 1}, port: 0})
+    {:ok, %{port: port}} = :socket.sockname(socket)
     assert {:error, :econnrefused} = Client.connect("http://127.0.0.1:#{port}")
     assert_raise ArgumentError, fn -> Client.connect("ftp://x") end
     assert_raise ArgumentError, fn -> Client.connect("http://x", bogus: 1) end

@@ -472,7 +472,7 @@ defmodule H2Flow.Test.H2ClientTest do
       assert [{:settings, _, _, _}, {:window_update, _, 0, _} | _] = H2Client.frames(conn)
       assert length(H2Client.frames(conn)) == 14
       H2Client.close(conn)
-      assert_receive {:server_read, <<@preface, 0::24, 4, 0, 0::32>>}
+      assert_receive {:server_read, <<@preface, 0::24, 4, 0, 0::32>>}, 5_000
     end
 
     test "read_response acknowledges SETTINGS and keeps frames of other streams for later" do
@@ -516,7 +516,7 @@ defmodule H2Flow.Test.H2ClientTest do
       assert {:error, _conn, {:rst_stream, :cancel}} = H2Client.read_response(conn, 5)
       H2Client.close(conn)
 
-      assert_receive {:server_read, sent}
+      assert_receive {:server_read, sent}, 5_000
       <<@preface, 0::24, 4, 0, 0::32, rest::binary>> = sent
       # The SETTINGS ACK follows the requests, sent when read_response met the SETTINGS.
       assert {:ok, frames} = split_frames(rest)

@@ -258,7 +258,7 @@ defmodule H2Flow.HTTP1ServerTest do
       # Three are parsed and their handlers run; the rest wait in the socket.
       [{pid3, _}, {pid2, _}, {pid1, _}] = waiting(3) |> Enum.reverse()
       refute_receive {:waiting, _, _}, 200
-      assert stat(server, :handlers_started) == 3
+      eventually(fn -> stat(server, :handlers_started) == 3 end)
       # Answered out of order by the handlers, written in order by the connection.
       for pid <- [pid3, pid2, pid1], do: send(pid, :go)
 
@@ -387,7 +387,7 @@ defmodule H2Flow.HTTP1ServerTest do
         end)
 
       send(pid, :go)
-      assert_receive :finished
+      assert_receive :finished, 5_000
       eventually(fn -> H2Flow.stats(server).connections == 0 end)
       assert %{handlers_stopped: 0, handler_crashes: 0} = H2Flow.stats(server)
     end
@@ -449,7 +449,7 @@ defmodule H2Flow.HTTP1ServerTest do
       assert H2Flow.stats(server).http1.peak_queued_bytes <= 2 * 64 * @kib + 16
       {r, _} = H1Client.recv_response!(c, timeout: 30_000)
       assert byte_size(r.body) == 1_000 * 64 * @kib
-      assert_receive :streamed
+      assert_receive :streamed, 5_000
     end
   end
 

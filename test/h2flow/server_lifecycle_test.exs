@@ -99,6 +99,8 @@ defmodule H2Flow.ServerLifecycleTest do
       {:ok, conn, id} = H2Client.request(conn, "GET", "/")
       # The default windows (65,535) hold the rest back until the reset.
       eventually(fn -> stat(server, :queued_send_bytes) == 100_000 - 65_535 end)
+      # The handler has returned (it could be preempted between its reply and its exit).
+      eventually(fn -> handlers(connection!(server)) == [] end)
       :ok = H2Client.send_rst_stream(conn, id, :cancel)
       eventually(fn -> stat(server, :queued_send_bytes) == 0 end)
 

@@ -35,7 +35,9 @@ defmodule H2Flow.ServerReqAdditionsTest do
              {"200", _}
            ] = statuses
 
-    assert_receive {:result, {%ArgumentError{message: m101}, %ArgumentError{message: late}}}
+    assert_receive {:result, {%ArgumentError{message: m101}, %ArgumentError{message: late}}},
+                   5_000
+
     assert m101 =~ "100..199 except 101"
     assert late =~ "already sent"
   end

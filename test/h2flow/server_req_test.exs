@@ -158,7 +158,8 @@ defmodule H2Flow.ServerReqTest do
       serve(fn req ->
         send(test, {:read, Req.read_body(req, period: 30)})
         send(test, :reading)
-        {:more, data, req} = Req.read_body(req, length: 1_000_000, period: 30)
+        # Periods that end before "partial" arrives (a loaded machine) give nothing each.
+        {data, req} = read_until_some(req)
         send(test, {:read, data})
         {:ok, rest, req} = Req.read_body(req, period: :infinity)
         send(test, {:read, rest})
@@ -596,6 +597,13 @@ defmodule H2Flow.ServerReqTest do
       {:ok, conn, {:data, ^id, data, _}} -> read_data(conn, id, got + byte_size(data), want)
       {:ok, conn, _other} -> read_data(conn, id, got, want)
       error -> error
+    end
+  end
+
+  defp read_until_some(req) do
+    case Req.read_body(req, length: 1_000_000, period: 30) do
+      {:more, "", req} -> read_until_some(req)
+      {:more, data, req} -> {data, req}
     end
   end
 end

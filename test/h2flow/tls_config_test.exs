@@ -33,11 +33,12 @@ defmodule H2Flow.TLSConfigTest do
     {certfile, keyfile}
   end
 
-  # A port nothing listens on (the test binds it, then lets it go).
+  # A port nothing listens on: bound to a socket that never listens (and so refuses
+  # connections), held for the rest of the test so that no other test's listener takes it.
   defp free_port do
-    {:ok, socket} = :gen_tcp.listen(0, ip: {127, 0, 0, 1})
-    {:ok, port} = :inet.port(socket)
-    :gen_tcp.close(socket)
+    {:ok, socket} = :socket.open(:inet, :stream, :tcp)
+    :ok = :socket.bind(socket, %{family: :inet, addr: {127, 0, 0, 1}, port: 0})
+    {:ok, %{port: port}} = :socket.sockname(socket)
     port
   end
 

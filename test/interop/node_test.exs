@@ -86,7 +86,9 @@ defmodule H2Flow.Interop.NodeTest do
       assert result["remoteMax"] == 100
       stats = Interop.assert_clean!(server, log)
       assert stats.streams_opened == 1000
-      assert stats.peak_open_streams == 100
+      # Node kept to the limit (remoteMax); the server never saw more than it at once.
+      assert stats.peak_open_streams in 1..100
+      assert stats.streams_refused == 0
     end
 
     test "2,000 connect/request/destroy cycles over #{transport}: destroy on connect, " <>

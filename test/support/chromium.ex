@@ -45,7 +45,9 @@ defmodule H2Flow.Test.Chromium do
   @doc "Opens a tab on `about:blank` with a viewport of the window's size; returns its session."
   def new_page!(browser) do
     {width, height} = GenServer.call(browser, :window)
-    %{"targetId" => target} = command!(browser, "Target.createTarget", %{url: "about:blank"})
+    # The first command's answer also waits for the browser to start: a generous bound.
+    %{"targetId" => target} =
+      command!(browser, "Target.createTarget", %{url: "about:blank"}, nil, 60_000)
 
     %{"sessionId" => session} =
       command!(browser, "Target.attachToTarget", %{targetId: target, flatten: true})
