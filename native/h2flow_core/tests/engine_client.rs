@@ -116,6 +116,37 @@ fn responses_are_credited_only_when_read() {
 }
 
 #[test]
+fn cancelling_a_complete_response_releases_what_was_not_read() {
+    // The whole response came (both sides ended the stream) and the application gave up on it
+    // unread (a body too large, a caller that cancelled or exited): its bytes are released and
+    // credited to the connection, as for a stream reset while open.
+    let cfg = Config::default();
+    let window = cfg.window.initial_stream_window as usize;
+    let mut h = Harness::client_established(cfg, &[]);
+    let id = open(&mut h, "GET", true);
+    h.flush();
+    h.recv(&concat(&[response(id, "200", &[], false), body(id, window, true)])).unwrap();
+    assert_eq!(h.conn.open_streams(), 0);
+    assert_eq!(h.conn.buffered(), window as u64);
+    assert!(window_updates(&h.flush()).is_empty(), "nothing read, nothing credited");
+    assert_eq!(h.conn.reset_stream(id, ErrorCode::CANCEL), Ok(Sent::StreamClosed));
+    assert_eq!(h.conn.buffered(), 0);
+    let out = h.flush();
+    assert!(!out.iter().any(|f| matches!(f, Out::RstStream { .. })), "nothing to reset on the wire: {out:?}");
+    // Released, they count toward the connection's credit: with a second window read, and a
+    // third response of unknown length to come (rule 5: credit only once it may be needed),
+    // the connection is credited for both.
+    let second = open(&mut h, "GET", true);
+    h.flush();
+    h.recv(&concat(&[response(second, "200", &[], false), body(second, window, true)])).unwrap();
+    assert_eq!(h.conn.read(second, 1), Some(h2flow_core::scheduler::ReadStatus::Fin));
+    assert!(window_updates(&h.flush()).is_empty());
+    let third = open(&mut h, "GET", true);
+    h.recv(&response(third, "200", &[], false)).unwrap();
+    assert_eq!(window_updates(&h.flush()), vec![(0, 2 * window as u32)]);
+}
+
+#[test]
 fn requests_beyond_the_servers_limit_wait() {
     let mut h = Harness::client_established(Config::default(), &[(setting::MAX_CONCURRENT_STREAMS, 2)]);
     let a = open(&mut h, "GET", true);

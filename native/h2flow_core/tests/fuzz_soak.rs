@@ -537,8 +537,10 @@ impl Case<'_> {
                     !live || (s.app_ended && (s.peer_ended || s.discarded)),
                     "reset of live stream {id} refused"
                 );
+                // What it had not consumed is released all the same.
                 let s = self.app.get_mut(&id).expect("stream");
                 s.alive = false;
+                s.buffered = 0;
                 s.reading = None;
             }
             Ok(other) => panic!("reset_stream({id}): {other:?}"),

@@ -382,10 +382,9 @@ impl Case<'_> {
         s.alive = false;
         s.reading = None;
         match r {
-            // What it held is released.
-            Ok(Sent::Queued(_)) => s.buffered = 0,
-            // Gone already (both ends done, or the connection failed): it keeps what was not read.
-            Ok(Sent::StreamClosed) => {}
+            // What it held is released, whether the stream was open or already gone (both ends
+            // done, or the connection failed): a caller that gives up reads no more.
+            Ok(Sent::Queued(_) | Sent::StreamClosed) => s.buffered = 0,
             other => panic!("reset of {id}: {other:?}"),
         }
     }

@@ -256,8 +256,10 @@ impl Connection {
     }
 
     /// Resets a stream on the application's behalf (e.g. CANCEL, or NO_ERROR after a complete
-    /// response when the request body is not wanted, §8.1). A stream that is already gone is a
-    /// no-op.
+    /// response when the request body is not wanted, §8.1). A stream that is already gone has
+    /// nothing to write, but what the application had not consumed of it (both sides ended it,
+    /// and the application gives up on the rest: a client's cancel) is released, as for a
+    /// stream reset while open.
     pub fn reset_stream(&mut self, id: u32, code: ErrorCode) -> Result<Sent, SendError> {
         if self.streams.contains_key(&id) && !self.is_closed() {
             self.reset(id, code);
@@ -266,6 +268,7 @@ impl Connection {
         if id == 0 || id > self.last_client_id || id.is_multiple_of(2) {
             return Err(SendError::Misuse("no such stream"));
         }
+        self.scheduler.close_stream(id);
         Ok(Sent::StreamClosed)
     }
 
