@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use h2flow_core::config::Rate;
 use h2flow_core::fields::RequestHead;
-use h2flow_core::scheduler::ReadStatus;
 use h2flow_core::totals::Reporter;
 use h2flow_core::{Config, Connection, Event, Payload, Request, Role, SchedulerConfig, SendError, Sent};
 use rustler::{Binary, Encoder, Env, NifResult, ResourceArc, Term};
 
+use crate::respond;
 use crate::terms::{self, binary, decode_code, encode_code, encode_error, field, misuse};
 
 pub struct EngineResource(Mutex<Engine>);
@@ -327,12 +327,7 @@ fn engine_read<'a>(
     stream_id: u32,
     length: u64,
 ) -> NifResult<Term<'a>> {
-    Ok(match lock(&engine)?.read(stream_id, length) {
-        Some(ReadStatus::Fin) => terms::fin().encode(env),
-        Some(ReadStatus::More) => terms::more().encode(env),
-        Some(ReadStatus::Wait) => terms::wait().encode(env),
-        None => (terms::error(), terms::closed()).encode(env),
-    })
+    Ok(respond::read_status(env, lock(&engine)?.read(stream_id, length)))
 }
 
 /// The period of a registered read expired: `true` if one was waiting (it completes now).
@@ -348,15 +343,6 @@ fn engine_discard(engine: ResourceArc<EngineResource>, stream_id: u32) -> NifRes
     Ok(terms::ok())
 }
 
-fn sent<'a>(env: Env<'a>, r: Result<Sent, SendError>) -> NifResult<Term<'a>> {
-    match r {
-        Ok(Sent::Queued(_)) => Ok(terms::ok().encode(env)),
-        Ok(Sent::Accepted { taken, blocked }) => Ok((terms::ok(), taken as u64, blocked).encode(env)),
-        Ok(Sent::StreamClosed) => Ok((terms::error(), terms::closed()).encode(env)),
-        Err(SendError::Misuse(m)) => Err(misuse(m)),
-    }
-}
-
 /// Sends response body bytes with bounded memory: `{:ok, taken, blocked?}` (see
 /// `Connection::send_body`) or `{:error, :closed}`.
 #[rustler::nif]
@@ -368,7 +354,7 @@ fn engine_send_body<'a>(
     end_stream: bool,
 ) -> NifResult<Term<'a>> {
     let r = lock(&engine)?.send_body(stream_id, data.as_slice(), end_stream);
-    sent(env, r)
+    respond::sent(env, r)
 }
 
 /// Response headers and the start of the body in one call: `send_headers`, then `send_body`
@@ -383,17 +369,7 @@ fn engine_reply<'a>(
     body: Binary<'a>,
     end_stream: bool,
 ) -> NifResult<Term<'a>> {
-    let fields: Vec<(&[u8], &[u8])> = headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
-    let mut conn = lock(&engine)?;
-    let headers_end = end_stream && body.is_empty();
-    match conn.send_headers(stream_id, &fields, headers_end) {
-        Ok(Sent::Queued(_)) if headers_end => Ok((terms::ok(), 0u64, false).encode(env)),
-        Ok(Sent::Queued(_)) => {
-            let r = conn.send_body(stream_id, body.as_slice(), end_stream);
-            sent(env, r)
-        }
-        other => sent(env, other),
-    }
+    respond::reply(env, &mut lock(&engine)?.conn, stream_id, &headers, body, end_stream)
 }
 
 /// Client role: a request's headers and the start of its body in one call (`send_request`, then
@@ -408,7 +384,7 @@ fn engine_request<'a>(
     body: Binary<'a>,
     end_stream: bool,
 ) -> NifResult<Term<'a>> {
-    let fields: Vec<(&[u8], &[u8])> = headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
+    let fields = respond::fields(&headers);
     let mut conn = lock(&engine)?;
     let headers_end = end_stream && body.is_empty();
     let id = match conn.send_request(&fields, headers_end).map_err(|SendError::Misuse(m)| misuse(m))? {
@@ -421,7 +397,7 @@ fn engine_request<'a>(
     }
     match conn.send_body(id, body.as_slice(), end_stream) {
         Ok(Sent::Accepted { taken, blocked }) => Ok((terms::ok(), id, taken as u64, blocked).encode(env)),
-        other => sent(env, other),
+        other => respond::sent(env, other),
     }
 }
 
@@ -433,9 +409,9 @@ fn engine_send_headers<'a>(
     headers: Vec<(Binary<'a>, Binary<'a>)>,
     end_stream: bool,
 ) -> NifResult<Term<'a>> {
-    let fields: Vec<(&[u8], &[u8])> = headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
+    let fields = respond::fields(&headers);
     let r = lock(&engine)?.send_headers(stream_id, &fields, end_stream);
-    sent(env, r)
+    respond::sent(env, r)
 }
 
 #[rustler::nif]
@@ -447,7 +423,7 @@ fn engine_reset_stream<'a>(
 ) -> NifResult<Term<'a>> {
     let code = decode_code(code)?;
     let r = lock(&engine)?.reset_stream(stream_id, code);
-    sent(env, r)
+    respond::sent(env, r)
 }
 
 #[rustler::nif]

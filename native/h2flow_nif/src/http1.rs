@@ -7,14 +7,13 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use h2flow_core::fields::{RequestHead, RequestInfo};
-use h2flow_core::http1::{
-    self, Connection, Detected, Event, ReadStatus, Reject, Rejected, SendError, Sent, Version,
-};
+use h2flow_core::http1::{self, Connection, Detected, Event, Reject, Rejected, SendError, Sent, Version};
 use h2flow_core::totals::Reporter;
 use rustler::{Binary, Encoder, Env, NifResult, ResourceArc, Term};
 
 use crate::engine::put;
 use crate::engine::{self, EngineResource};
+use crate::respond;
 use crate::terms::{self, binary, field, misuse};
 use crate::totals::TotalsResource;
 
@@ -223,16 +222,6 @@ fn h1_recv<'a>(
     })
 }
 
-fn sent<'a>(env: Env<'a>, r: Result<Sent, SendError>, with_queued: bool) -> NifResult<Term<'a>> {
-    match r {
-        Ok(Sent::Queued(n)) if with_queued => Ok((terms::ok(), n).encode(env)),
-        Ok(Sent::Queued(_)) => Ok(terms::ok().encode(env)),
-        Ok(Sent::Accepted { taken, blocked }) => Ok((terms::ok(), taken as u64, blocked).encode(env)),
-        Ok(Sent::StreamClosed) => Ok((terms::error(), terms::closed()).encode(env)),
-        Err(SendError::Misuse(m)) => Err(misuse(m)),
-    }
-}
-
 /// Registers a read of a request body: `:fin`, `:more` (complete now), `:wait` (a `read_done`
 /// event will tell), or `{:error, :closed}`.
 #[rustler::nif]
@@ -242,12 +231,7 @@ fn h1_read<'a>(
     id: u64,
     length: u64,
 ) -> NifResult<Term<'a>> {
-    Ok(match lock(&engine)?.read(id, length) {
-        Some(ReadStatus::Fin) => terms::fin().encode(env),
-        Some(ReadStatus::More) => terms::more().encode(env),
-        Some(ReadStatus::Wait) => terms::wait().encode(env),
-        None => (terms::error(), terms::closed()).encode(env),
-    })
+    Ok(respond::read_status(env, lock(&engine)?.read(id, length)))
 }
 
 /// The period of a registered read expired: `true` if one was waiting (it completes now).
@@ -273,7 +257,7 @@ fn h1_send_body<'a>(
     end_stream: bool,
 ) -> NifResult<Term<'a>> {
     let r = lock(&engine)?.send_body(id, data.as_slice(), end_stream);
-    sent(env, r, false)
+    respond::sent(env, r)
 }
 
 /// The response head and the start of its body in one call, as `engine_reply`: `{:ok, taken,
@@ -287,23 +271,13 @@ fn h1_reply<'a>(
     body: Binary<'a>,
     end_stream: bool,
 ) -> NifResult<Term<'a>> {
-    let fields: Vec<(&[u8], &[u8])> = headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
-    let mut conn = lock(&engine)?;
-    let headers_end = end_stream && body.is_empty();
-    match conn.send_headers(id, &fields, headers_end) {
-        Ok(Sent::Queued(_)) if headers_end => Ok((terms::ok(), 0u64, false).encode(env)),
-        Ok(Sent::Queued(_)) => {
-            let r = conn.send_body(id, body.as_slice(), end_stream);
-            sent(env, r, false)
-        }
-        other => sent(env, other, false),
-    }
+    respond::reply(env, &mut lock(&engine)?.conn, id, &headers, body, end_stream)
 }
 
 #[rustler::nif]
 fn h1_read_body<'a>(env: Env<'a>, engine: ResourceArc<Http1Resource>, id: u64) -> NifResult<Term<'a>> {
     let r = lock(&engine)?.read_body(id);
-    sent(env, r, false)
+    respond::sent(env, r)
 }
 
 #[rustler::nif]
@@ -320,9 +294,9 @@ fn h1_send_headers<'a>(
     headers: Vec<(Binary<'a>, Binary<'a>)>,
     end_stream: bool,
 ) -> NifResult<Term<'a>> {
-    let fields: Vec<(&[u8], &[u8])> = headers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();
+    let fields = respond::fields(&headers);
     let r = lock(&engine)?.send_headers(id, &fields, end_stream);
-    sent(env, r, false)
+    respond::sent(env, r)
 }
 
 #[rustler::nif]
@@ -335,7 +309,10 @@ fn h1_send_data<'a>(
 ) -> NifResult<Term<'a>> {
     let bytes = Binary::from_iolist(data).map_err(|_| misuse("the body must be iodata"))?;
     let r = lock(&engine)?.send_data(id, bytes.as_slice(), end_stream);
-    sent(env, r, true)
+    match r {
+        Ok(Sent::Queued(n)) => Ok((terms::ok(), n).encode(env)),
+        other => respond::sent(env, other),
+    }
 }
 
 #[rustler::nif]

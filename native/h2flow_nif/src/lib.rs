@@ -4,6 +4,7 @@
 mod cowboy;
 mod engine;
 mod http1;
+mod respond;
 mod scheduler;
 mod terms;
 mod totals;

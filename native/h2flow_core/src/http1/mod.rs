@@ -58,28 +58,16 @@ use std::time::Instant;
 
 use crate::hpack::HeaderList;
 
-pub use crate::connection::{Payload, SendError};
+// A send's outcome is the HTTP/2 engine's: `Queued` (bytes not yet handed to the socket; at
+// `max_send_queue` or more, wait for [`Event::Writable`]), `Accepted` (`send_body` took the first
+// `taken` bytes), `StreamClosed` (the request is gone, counted in `writes_to_closed`).
+pub use crate::connection::{Payload, SendError, Sent};
 pub use crate::scheduler::ReadStatus;
 pub use config::Config;
 pub use detect::{detect, Detected};
 pub use error::{Reject, Rejected};
 pub use stats::Stats;
 pub use upgrade::Upgrade;
-
-/// The outcome of a send the engine accepted (its own type: the HTTP/2 engine's `Sent` has
-/// outcomes that do not apply here).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Sent {
-    /// Accepted; this many bytes of the response are not yet handed to the caller (at
-    /// `max_send_queue` or more, wait for [`Event::Writable`]).
-    Queued(u64),
-    /// [`Connection::send_body`] took the first `taken` bytes; `blocked`: the send queue is
-    /// full, wait for [`Event::Writable`] before sending the rest.
-    Accepted { taken: usize, blocked: bool },
-    /// The request is gone (cancelled, or the connection is closing): nothing was sent. A
-    /// normal outcome, counted in `writes_to_closed`.
-    StreamClosed,
-}
 
 /// The request's HTTP version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
