@@ -252,7 +252,11 @@ defmodule H2Flow.Engine do
     Native.engine_send_body(engine, stream_id, data, end_stream?)
   end
 
-  @doc "Resets a stream (RST_STREAM with `code`). A stream that is already gone is a no-op."
+  @doc """
+  Resets a stream (RST_STREAM with `code`). A stream that is already gone (both sides ended it,
+  or it was reset) has nothing written, but what the application had not consumed of its body
+  is released all the same: it gives up on the rest.
+  """
   @spec reset_stream(t(), stream_id(), error_code()) :: :ok
   def reset_stream(engine, stream_id, code) do
     case Native.engine_reset_stream(engine, stream_id, code) do

@@ -103,7 +103,7 @@ defmodule H2Flow.ClientFlowTest do
     # the last may be empty: the handler ends with an empty DATA frame carrying END_STREAM,
     # which can arrive in a read of its own.
     {last, pieces} = List.pop_at(pieces, -1)
-    assert byte_size(last) in 0..262_144
+    pieces = if last == "", do: pieces, else: pieces ++ [last]
     assert Enum.all?(pieces, &(byte_size(&1) in 1..262_144))
     assert Enum.all?(pieces, &(:binary.referenced_byte_size(&1) <= 4 * byte_size(&1)))
   end

@@ -115,6 +115,53 @@ defmodule H2Flow.ServerLifecycleTest do
     end
   end
 
+  describe "handler resets" do
+    # Both sides had ended the stream (the body all arrived, unread; the response sent) when
+    # the handler reset it: its unread bytes stayed counted, and unread, for ever.
+    test "a reset after the response releases the body the handler did not read" do
+      test = self()
+
+      {server, port} =
+        start_server!(fn req ->
+          send(test, {:started, self()})
+          receive do: (:reply -> :ok)
+          Req.reply(200, %{}, "unread", req)
+          receive do: (:reset -> :ok)
+          :ok = Req.reset(req)
+          send(test, :reset)
+          receive do: (:done -> req)
+        end)
+
+      conn = connect!(port)
+      id = 1
+
+      :ok =
+        H2Client.send_headers(
+          conn,
+          id,
+          [
+            {":method", "POST"},
+            {":scheme", "http"},
+            {":authority", "localhost"},
+            {":path", "/"}
+          ],
+          false
+        )
+
+      assert_receive {:started, handler}, 5_000
+      :ok = H2Client.send_data(conn, id, :binary.copy("u", 10_000), true)
+      eventually(fn -> stat(server, :buffered_bytes) == 10_000 end)
+      send(handler, :reply)
+      assert {:ok, _conn, %{status: 200, body: "unread"}} = H2Client.read_response(conn, id)
+      send(handler, :reset)
+      assert_receive :reset, 5_000
+      # Released while the handler still runs (not only when it exits).
+      eventually(fn -> stat(server, :buffered_bytes) == 0 end)
+      assert Process.alive?(handler)
+      send(handler, :done)
+    end
+  end
+
   describe "the peer goes away" do
     # A peer that disconnects with streams running: see ServerResourcesTest, which counts the
     # processes left.

@@ -86,8 +86,9 @@ defmodule H2Flow.Interop.NodeTest do
       assert result["remoteMax"] == 100
       stats = Interop.assert_clean!(server, log)
       assert stats.streams_opened == 1000
-      # Node kept to the limit (remoteMax); the server never saw more than it at once.
-      assert stats.peak_open_streams in 1..100
+      # Node kept to the limit (remoteMax) and used it: the server saw at most that many at
+      # once, and many (exactly 100 unless the first answers beat the last requests).
+      assert stats.peak_open_streams in 50..100
       assert stats.streams_refused == 0
     end
 
