@@ -660,6 +660,12 @@ impl Scheduler {
         self.conn_window
     }
 
+    /// Connection credit owed: bytes consumed (or dropped, or padding) not yet credited back.
+    /// What the peer may still send, what is buffered and this always sum to the window.
+    pub fn connection_pending(&self) -> u64 {
+        self.conn_pending
+    }
+
     /// What the peer may still send on the connection.
     pub fn connection_remaining(&self) -> i64 {
         self.conn_remaining

@@ -127,6 +127,13 @@ impl Case<'_> {
         assert!((0..=MAX_WINDOW).contains(&c.send_window()), "connection send window {}", c.send_window());
         let remaining = sched.connection_remaining();
         assert!((0..=MAX_WINDOW).contains(&remaining), "peer's connection window {remaining}");
+        // The flow-control balance: every byte of the window is the peer's to send, buffered,
+        // or credit owed; none is credited twice or lost.
+        assert_eq!(
+            sched.connection_remaining() + c.buffered() as i64 + sched.connection_pending() as i64,
+            sched.connection_window() as i64,
+            "connection window balance"
+        );
         for &id in self.app.keys() {
             if let Some(w) = c.stream_send_window(id) {
                 assert!((MIN_WINDOW..=MAX_WINDOW).contains(&w), "stream {id} send window {w}");
