@@ -267,7 +267,12 @@ defmodule H2Flow.CowboyTest do
              "the record layout below is that of Cowboy 2.13.0 and cowlib 2.14.0"
 
       # The previous scenario's connection, closed by its client, may still be listed a moment.
-      [pid] = live_connection(ref, System.monotonic_time(:millisecond) + 5_000)
+      [pid] =
+        H2Flow.Test.ServerHelpers.eventually(fn ->
+          live = Enum.filter(:ranch.procs(ref, :connections), &Process.alive?/1)
+          match?([_], live) && live
+        end)
+
       test = self()
 
       :sys.replace_state(pid, fn {state, _buffer} = misc ->
@@ -278,18 +283,6 @@ defmodule H2Flow.CowboyTest do
 
       assert_received {:views, real, mirror}
       {real, mirror}
-    end
-
-    defp live_connection(ref, deadline) do
-      case Enum.filter(:ranch.procs(ref, :connections), &Process.alive?/1) do
-        [_] = one ->
-          one
-
-        more ->
-          assert System.monotonic_time(:millisecond) < deadline, "connections: #{inspect(more)}"
-          Process.sleep(10)
-          live_connection(ref, deadline)
-      end
     end
 
     defp assert_mirror(ref) do
